@@ -1,0 +1,34 @@
+// Package costest is a Tencent Cloud COS (Cloud Object Storage) XML-API
+// emulator for tests, benchmarks and local development.
+//
+// A Handler is a plain http.Handler that speaks the COS wire protocol as the
+// official Go SDK (github.com/tencentyun/cos-go-sdk-v5) uses it: virtual-host
+// bucket routing, the q-sign HMAC-SHA1 request signature (Authorization
+// header, presigned URLs, temporary keys with session tokens), COS error XML,
+// quoted MD5 ETags, x-cos-hash-crc64ecma checksums, v1 object listing with
+// marker and delimiter, multipart uploads, server-side copies and appendable
+// objects, with the size limits and error codes COS applies.
+//
+// Objects live in memory (Options.Dir empty) or on disk under Options.Dir,
+// where objects and in-progress multipart uploads survive a restart. Large
+// objects stream to and from disk, so memory does not grow with object size.
+//
+// The emulator can inject faults (latency, per-connection bandwidth caps,
+// 500/503 answers, dropped connections, 200 answers carrying an <Error>, and
+// listing lag) and counts requests by operation (Stats), so tests can measure
+// how many requests a client makes and how it recovers.
+//
+// NewServer starts the handler on a listener, in the manner of
+// httptest.NewServer:
+//
+//	srv, err := costest.NewServer(costest.Options{})
+//	...
+//	defer srv.Close()
+//	u, _ := url.Parse(srv.URL)
+//	client := cos.NewClient(&cos.BaseURL{BucketURL: u}, &http.Client{
+//		Transport: &cos.AuthorizationTransport{SecretID: srv.SecretID, SecretKey: srv.SecretKey},
+//	})
+//
+// A request whose Host is not a COS bucket host (such as 127.0.0.1:PORT) is
+// served from the default bucket, Options.Bucket.
+package costest

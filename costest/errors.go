@@ -1,0 +1,95 @@
+package costest
+
+import (
+	"encoding/xml"
+	"errors"
+	"net/http"
+	"strconv"
+)
+
+// cosError is an error answered to the client as a COS <Error> document.
+type cosError struct {
+	status  int
+	code    string
+	message string
+	// stringToSign and formatString are echoed on SignatureDoesNotMatch, as
+	// real COS does, to ease debugging of signing code.
+	stringToSign string
+	formatString string
+}
+
+func (e *cosError) Error() string {
+	return strconv.Itoa(e.status) + " " + e.code + ": " + e.message
+}
+
+func newError(status int, code, message string) *cosError {
+	return &cosError{status: status, code: code, message: message}
+}
+
+// errDropConnection makes the top-level handler drop the connection instead
+// of answering: an injected fault or a client whose body could not be read.
+var errDropConnection = errors.New("costest: drop connection")
+
+// Frequently used errors. Messages follow the S3-style texts COS uses.
+func errNoSuchKey() *cosError {
+	return newError(http.StatusNotFound, "NoSuchKey", "The specified key does not exist.")
+}
+
+func errNoSuchBucket() *cosError {
+	return newError(http.StatusNotFound, "NoSuchBucket", "The specified bucket does not exist.")
+}
+
+func errNoSuchUpload() *cosError {
+	return newError(http.StatusNotFound, "NoSuchUpload", "The specified upload does not exist.")
+}
+
+func errInvalidArgument(msg string) *cosError {
+	return newError(http.StatusBadRequest, "InvalidArgument", msg)
+}
+
+func errInvalidRequest(msg string) *cosError {
+	return newError(http.StatusBadRequest, "InvalidRequest", msg)
+}
+
+func errMalformedXML() *cosError {
+	return newError(http.StatusBadRequest, "MalformedXML", "The XML you provided was not well-formed or did not validate against our published schema.")
+}
+
+func errEntityTooLarge() *cosError {
+	return newError(http.StatusBadRequest, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed object size.")
+}
+
+func errInternal() *cosError {
+	return newError(http.StatusInternalServerError, "InternalError", "We encountered an internal error. Please try again.")
+}
+
+func errSlowDown() *cosError {
+	return newError(http.StatusServiceUnavailable, "SlowDown", "Please reduce your request rate.")
+}
+
+func errPreconditionFailed() *cosError {
+	return newError(http.StatusPreconditionFailed, "PreconditionFailed", "At least one of the preconditions you specified did not hold.")
+}
+
+// errorDocument is the XML body of a COS error.
+type errorDocument struct {
+	XMLName      xml.Name `xml:"Error"`
+	Code         string   `xml:"Code"`
+	Message      string   `xml:"Message"`
+	StringToSign string   `xml:"StringToSign,omitempty"`
+	FormatString string   `xml:"FormatString,omitempty"`
+	Resource     string   `xml:"Resource"`
+	RequestID    string   `xml:"RequestId"`
+	TraceID      string   `xml:"TraceId"`
+}
+
+// errorBody renders e as the document COS sends.
+func errorBody(e *cosError, resource, requestID, traceID string) []byte {
+	doc := errorDocument{
+		Code: e.code, Message: e.message,
+		StringToSign: e.stringToSign, FormatString: e.formatString,
+		Resource: resource, RequestID: requestID, TraceID: traceID,
+	}
+	out, _ := xml.Marshal(doc)
+	return append([]byte("<?xml version='1.0' encoding='utf-8' ?>\n"), out...)
+}

@@ -1,0 +1,131 @@
+package costest
+
+import (
+	"net"
+	"net/http"
+	"regexp"
+	"strings"
+)
+
+// Operation names, as counted in Stats.
+const (
+	opHeadBucket              = "HeadBucket"
+	opPutBucket               = "PutBucket"
+	opListObjects             = "ListObjects"
+	opPutObject               = "PutObject"
+	opGetObject               = "GetObject"
+	opHeadObject              = "HeadObject"
+	opDeleteObject            = "DeleteObject"
+	opDeleteMultipleObjects   = "DeleteMultipleObjects"
+	opInitiateMultipartUpload = "InitiateMultipartUpload"
+	opUploadPart              = "UploadPart"
+	opUploadPartCopy          = "UploadPartCopy"
+	opCompleteMultipartUpload = "CompleteMultipartUpload"
+	opAbortMultipartUpload    = "AbortMultipartUpload"
+	opListMultipartUploads    = "ListMultipartUploads"
+	opListParts               = "ListParts"
+	opCopyObject              = "CopyObject"
+	opAppendObject            = "AppendObject"
+	opUnknown                 = "Unknown"
+)
+
+// unsupportedSubresources are COS subresources the emulator does not
+// implement. Answering them as if they were plain object or bucket requests
+// would mislead a client (GET /key?acl returning the object), so they get
+// 501 NotImplemented.
+var unsupportedSubresources = []string{
+	"acl", "cors", "lifecycle", "policy", "tagging", "versions", "versioning", "website",
+	"referer", "logging", "inventory", "restore", "select", "replication", "domain",
+	"encryption", "intelligenttiering", "object-lock", "retention", "legal-hold", "torrent",
+	"notification", "accelerate", "origin",
+}
+
+// operationOf classifies a request the way COS routes it: on the method, on
+// whether a key is present, on subresource query keys and on the
+// x-cos-copy-source header.
+func operationOf(r *http.Request) string {
+	q := r.URL.Query()
+	for _, name := range unsupportedSubresources {
+		if q.Has(name) {
+			return opUnknown
+		}
+	}
+	bucketLevel := r.URL.Path == "/" || r.URL.Path == ""
+	copySource := r.Header.Get("x-cos-copy-source") != ""
+	if bucketLevel {
+		switch r.Method {
+		case http.MethodHead:
+			return opHeadBucket
+		case http.MethodPut:
+			return opPutBucket
+		case http.MethodGet:
+			if q.Has("uploads") {
+				return opListMultipartUploads
+			}
+			return opListObjects
+		case http.MethodPost:
+			if q.Has("delete") {
+				return opDeleteMultipleObjects
+			}
+		}
+		return opUnknown
+	}
+	switch r.Method {
+	case http.MethodPut:
+		if q.Has("partNumber") || q.Has("uploadId") {
+			if copySource {
+				return opUploadPartCopy
+			}
+			return opUploadPart
+		}
+		if copySource {
+			return opCopyObject
+		}
+		return opPutObject
+	case http.MethodGet:
+		if q.Has("uploadId") {
+			return opListParts
+		}
+		return opGetObject
+	case http.MethodHead:
+		return opHeadObject
+	case http.MethodDelete:
+		if q.Has("uploadId") {
+			return opAbortMultipartUpload
+		}
+		return opDeleteObject
+	case http.MethodPost:
+		switch {
+		case q.Has("uploads"):
+			return opInitiateMultipartUpload
+		case q.Has("uploadId"):
+			return opCompleteMultipartUpload
+		case q.Has("append"):
+			return opAppendObject
+		}
+	}
+	return opUnknown
+}
+
+// bucketHostPattern matches COS bucket hosts: name-appid.cos[-internal|
+// -website].region.(myqcloud.com|tencentcos.cn); the port is stripped first.
+var bucketHostPattern = regexp.MustCompile(`^([a-z0-9-]+-[0-9]+)\.cos(-internal|-website)?\.([a-z0-9-]+)\.(myqcloud\.com|tencentcos\.cn)$`)
+
+// bucketFromHost returns the bucket and region a Host names; ok is false for
+// any other host (an IP, localhost, a custom domain), which the emulator
+// serves from its default bucket.
+func bucketFromHost(host string) (bucket, region string, ok bool) {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	m := bucketHostPattern.FindStringSubmatch(strings.ToLower(host))
+	if m == nil {
+		return "", "", false
+	}
+	return m[1], m[3], true
+}
+
+// bucketHost is the virtual-hosted name of a bucket.
+func bucketHost(bucket, region string) string {
+	return bucket + ".cos." + region + ".myqcloud.com"
+}

@@ -1,0 +1,390 @@
+package costest
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync/atomic"
+	"time"
+)
+
+// Defaults used when Options leave a field empty.
+const (
+	// DefaultBucket is the bucket a Handler creates at start.
+	DefaultBucket = "registry-1250000000"
+	// DefaultRegion is the region the default bucket lives in.
+	DefaultRegion = "ap-guangzhou"
+	// DefaultSecretID is the SecretId of the default credential. It is a
+	// well-known test value, never a real key.
+	DefaultSecretID = "AKIDcostestEXAMPLE"
+	// DefaultSecretKey is the SecretKey of the default credential.
+	DefaultSecretKey = "costestSecretKeyEXAMPLE"
+)
+
+// Options configure a Handler or a Server. The zero value is a memory-backed
+// emulator holding DefaultBucket in DefaultRegion that accepts
+// DefaultSecretID/DefaultSecretKey.
+type Options struct {
+	// Bucket is the bucket ("name-appid") created at start and served to
+	// requests whose Host names no bucket. Default DefaultBucket.
+	Bucket string
+	// Region is the region of Bucket. Default DefaultRegion.
+	Region string
+	// Credentials are the accepted keys. Default: one credential with
+	// DefaultSecretID and DefaultSecretKey.
+	Credentials []Credential
+	// Dir selects the backend: "" keeps everything in memory; otherwise
+	// objects and in-progress multipart uploads are stored under Dir and
+	// survive a restart on the same Dir.
+	Dir string
+	// Addr is the listen address of NewServer. Default "127.0.0.1:0".
+	Addr string
+	// Faults are the faults injected from the start.
+	Faults Faults
+	// Seed seeds the random source of fault decisions; 0 uses the time.
+	Seed int64
+}
+
+// Handler is the COS emulator as an http.Handler. It is safe for concurrent
+// use.
+type Handler struct {
+	bucket, region string
+	credentials    map[string]Credential
+	store          *store
+	backend        backend
+	faults         *faultState
+	stats          *statsCollector
+	requestSeq     atomic.Uint64
+}
+
+// NewHandler builds an emulator. The handler needs no listener: tests may
+// call ServeHTTP directly. Call Close to release the backend.
+func NewHandler(opts Options) (*Handler, error) {
+	if opts.Bucket == "" {
+		opts.Bucket = DefaultBucket
+	}
+	if opts.Region == "" {
+		opts.Region = DefaultRegion
+	}
+	if !validBucketName(opts.Bucket) {
+		return nil, fmt.Errorf("costest: bucket %q is not of the form name-appid (name of a-z, 0-9 and '-', appid numeric)", opts.Bucket)
+	}
+	if len(opts.Credentials) == 0 {
+		opts.Credentials = []Credential{{SecretID: DefaultSecretID, SecretKey: DefaultSecretKey}}
+	}
+	h := &Handler{
+		bucket:      opts.Bucket,
+		region:      opts.Region,
+		credentials: map[string]Credential{},
+		faults:      newFaultState(opts.Faults, opts.Seed),
+		stats:       newStatsCollector(),
+	}
+	for _, c := range opts.Credentials {
+		if c.SecretID == "" || c.SecretKey == "" {
+			return nil, errors.New("costest: a credential needs both SecretID and SecretKey")
+		}
+		h.credentials[c.SecretID] = c
+	}
+	if opts.Dir == "" {
+		h.backend = newMemoryBackend()
+	} else {
+		be, err := newDiskBackend(opts.Dir)
+		if err != nil {
+			return nil, err
+		}
+		h.backend = be
+	}
+	st, err := newStore(h.backend, time.Now, func() time.Duration { return h.faults.get().ListLag })
+	if err != nil {
+		h.backend.Close()
+		return nil, err
+	}
+	h.store = st
+	if _, err := st.createBucket(&bucketRecord{Name: opts.Bucket, Region: opts.Region, Created: time.Now().UTC()}); err != nil {
+		h.backend.Close()
+		return nil, err
+	}
+	return h, nil
+}
+
+// SetFaults replaces the injected faults; safe while requests are served.
+func (h *Handler) SetFaults(f Faults) { h.faults.set(f) }
+
+// Faults returns the faults currently injected.
+func (h *Handler) Faults() Faults { return h.faults.get() }
+
+// Stats returns a copy of the request counters.
+func (h *Handler) Stats() Stats { return h.stats.snapshot() }
+
+// ResetStats zeroes the request counters.
+func (h *Handler) ResetStats() { h.stats.reset() }
+
+// Close releases the backend. The handler must not be used afterwards.
+func (h *Handler) Close() error { return h.backend.Close() }
+
+// request is one request being served.
+type request struct {
+	h         *Handler
+	w         *responseWriter
+	r         *http.Request
+	query     url.Values
+	op        string
+	bucket    string
+	key       string
+	requestID string
+	now       time.Time
+}
+
+// ServeHTTP answers one COS request.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	faults := h.faults.get()
+	op := operationOf(r)
+	h.stats.request(op)
+	body := &requestBody{body: r.Body, throttle: newThrottle(faults.Bandwidth)}
+	rw := &responseWriter{w: w, throttle: newThrottle(faults.Bandwidth), dropAfter: -1}
+	defer func() { h.stats.finish(op, rw.status, body.n, rw.written) }()
+	r.Body = body
+
+	q := &request{h: h, w: rw, r: r, query: r.URL.Query(), op: op, requestID: h.newRequestID()}
+	hdr := rw.Header()
+	hdr.Set("Server", "tencent-cos")
+	hdr.Set("x-cos-request-id", q.requestID)
+
+	if faults.Latency > 0 {
+		t := time.NewTimer(faults.Latency)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return
+		}
+	}
+	if h.faults.chance(faults.ErrorRate) {
+		h.stats.fault("error")
+		if h.faults.chance(0.5) {
+			q.writeError(errInternal())
+		} else {
+			q.writeError(errSlowDown())
+		}
+		return
+	}
+	if h.faults.chance(faults.DropRate) {
+		h.stats.fault("drop")
+		switch {
+		case r.ContentLength != 0:
+			// Cut the request body half-way (at once when its length is
+			// unknown), before the request has any effect.
+			limit := max(r.ContentLength/2, 0)
+			io.CopyN(io.Discard, body, limit)
+			panic(http.ErrAbortHandler)
+		case isRead(op):
+			rw.dropArmed = true
+		default:
+			// A write without a body: drop before applying it.
+			panic(http.ErrAbortHandler)
+		}
+	}
+	q.now = time.Now()
+	if err := h.serve(q); err != nil {
+		q.writeError(err)
+	}
+}
+
+// isRead reports operations with no effect, whose drops happen in the
+// response body.
+func isRead(op string) bool {
+	switch op {
+	case opGetObject, opHeadObject, opHeadBucket, opListObjects, opListMultipartUploads, opListParts:
+		return true
+	}
+	return false
+}
+
+// serve authenticates a request, finds its bucket and runs its operation.
+func (h *Handler) serve(q *request) error {
+	if err := h.authenticate(q.r, q.query, time.Now()); err != nil {
+		return err
+	}
+	bucket, region, named := bucketFromHost(q.r.Host)
+	if !named {
+		bucket, region = h.bucket, h.region
+	}
+	q.bucket = bucket
+	if len(q.r.URL.Path) > 0 {
+		q.key = q.r.URL.Path[1:]
+	}
+	if q.op == opPutBucket {
+		return q.putBucket(region)
+	}
+	rec, ok := h.store.bucket(bucket)
+	// A host naming the bucket in another region does not reach it.
+	if !ok || (named && region != rec.Region && region != "accelerate") {
+		return errNoSuchBucket()
+	}
+	switch q.op {
+	case opHeadBucket:
+		return q.headBucket()
+	case opListObjects:
+		return q.listObjects()
+	case opPutObject:
+		return q.putObject()
+	case opGetObject:
+		return q.getObject(false)
+	case opHeadObject:
+		return q.getObject(true)
+	case opDeleteObject:
+		return q.deleteObject()
+	case opDeleteMultipleObjects:
+		return q.deleteMultiple()
+	case opInitiateMultipartUpload:
+		return q.initiateUpload()
+	case opUploadPart:
+		return q.uploadPart()
+	case opUploadPartCopy:
+		return q.uploadPartCopy()
+	case opCompleteMultipartUpload:
+		return q.completeUpload()
+	case opAbortMultipartUpload:
+		return q.abortUpload()
+	case opListMultipartUploads:
+		return q.listUploads()
+	case opListParts:
+		return q.listParts()
+	case opCopyObject:
+		return q.copyObject()
+	case opAppendObject:
+		return q.appendObject()
+	}
+	if q.r.Method == http.MethodGet || q.r.Method == http.MethodPut || q.r.Method == http.MethodPost ||
+		q.r.Method == http.MethodDelete || q.r.Method == http.MethodHead {
+		return newError(http.StatusNotImplemented, "NotImplemented", "The costest emulator does not implement this request.")
+	}
+	return newError(http.StatusMethodNotAllowed, "MethodNotAllowed", "The specified method is not allowed against this resource.")
+}
+
+func (h *Handler) newRequestID() string {
+	raw := fmt.Sprintf("%x_%x_%x", time.Now().Unix(), h.requestSeq.Add(1), rand.Uint32())
+	return base64.StdEncoding.EncodeToString([]byte(raw))
+}
+
+// writeError answers err: a COS error as its XML document, anything else as
+// 500 InternalError. HEAD answers carry no body.
+func (q *request) writeError(err error) {
+	var ce *cosError
+	if !errors.As(err, &ce) {
+		log.Printf("costest: %s %s: %v", q.r.Method, q.r.URL.Path, err)
+		ce = errInternal()
+	}
+	hdr := q.w.Header()
+	traceID := base64.StdEncoding.EncodeToString([]byte(strconv.FormatUint(rand.Uint64(), 16)))
+	hdr.Set("x-cos-trace-id", traceID)
+	if q.r.Method == http.MethodHead || ce.status == http.StatusNotModified {
+		q.w.WriteHeader(ce.status)
+		return
+	}
+	resource := q.r.Host + q.r.URL.Path
+	q.writeBody(ce.status, errorBody(ce, resource, q.requestID, traceID))
+}
+
+// writeBody sends an XML document with its length.
+func (q *request) writeBody(status int, body []byte) {
+	hdr := q.w.Header()
+	hdr.Set("Content-Type", "application/xml")
+	hdr.Set("Content-Length", strconv.Itoa(len(body)))
+	q.w.WriteHeader(status)
+	q.w.Write(body)
+}
+
+// writeXML sends v as a 200 XML document.
+func (q *request) writeXML(v any) {
+	out, err := xml.Marshal(v)
+	if err != nil {
+		q.writeError(err)
+		return
+	}
+	q.writeBody(http.StatusOK, append([]byte(xml.Header), out...))
+}
+
+// Server is a Handler listening on a local address, in the manner of
+// httptest.Server.
+type Server struct {
+	*Handler
+	// URL is the base URL of the server, "http://127.0.0.1:PORT"; use it as
+	// the SDK's BucketURL.
+	URL string
+	// Bucket, Region, SecretID and SecretKey describe the default bucket
+	// and the first credential.
+	Bucket, Region, SecretID, SecretKey string
+
+	listener net.Listener
+	server   *http.Server
+	done     chan struct{}
+}
+
+// NewServer starts an emulator on opts.Addr (default "127.0.0.1:0").
+func NewServer(opts Options) (*Server, error) {
+	h, err := NewHandler(opts)
+	if err != nil {
+		return nil, err
+	}
+	addr := opts.Addr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		h.Close()
+		return nil, fmt.Errorf("costest: %w", err)
+	}
+	s := &Server{
+		Handler:  h,
+		URL:      "http://" + ln.Addr().String(),
+		Bucket:   h.bucket,
+		Region:   h.region,
+		listener: ln,
+		server:   &http.Server{Handler: h, ReadHeaderTimeout: time.Minute, ErrorLog: log.New(discard{}, "", 0)},
+		done:     make(chan struct{}),
+	}
+	for _, c := range opts.Credentials {
+		s.SecretID, s.SecretKey = c.SecretID, c.SecretKey
+		break
+	}
+	if s.SecretID == "" {
+		s.SecretID, s.SecretKey = DefaultSecretID, DefaultSecretKey
+	}
+	go func() {
+		defer close(s.done)
+		s.server.Serve(ln)
+	}()
+	return s, nil
+}
+
+// BucketHost returns the virtual-hosted name of the default bucket,
+// "<bucket>.cos.<region>.myqcloud.com", for clients that send a real-looking
+// Host (cos.Client.Host) to this server.
+func (s *Server) BucketHost() string { return bucketHost(s.Bucket, s.Region) }
+
+// Close stops the server, closing every connection, and releases the
+// backend.
+func (s *Server) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := s.server.Shutdown(ctx); err != nil {
+		s.server.Close()
+	}
+	<-s.done
+	return s.Handler.Close()
+}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }

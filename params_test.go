@@ -1,0 +1,147 @@
+package cos
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/distribution/distribution/v3/configuration"
+	"github.com/stretchr/testify/require"
+)
+
+func baseConfig() map[string]any {
+	return map[string]any{
+		"secretid":  "AKIDexample",
+		"secretkey": "s3cr3t-value",
+		"bucket":    "registry-1250000000",
+		"region":    "ap-guangzhou",
+	}
+}
+
+func TestParseParametersDefaults(t *testing.T) {
+	p, err := ParseParameters(baseConfig())
+	require.NoError(t, err)
+	require.Equal(t, "", p.RootDirectory)
+	require.EqualValues(t, 16*mib, p.ChunkSize)
+	require.Equal(t, 10, p.MaxConcurrency)
+	require.True(t, p.Secure)
+	require.Equal(t, 20*time.Minute, p.RedirectExpiry)
+	require.EqualValues(t, DefaultBufferChunks*16*mib, p.MaxBufferMemory)
+}
+
+// TestParseParameters covers each parameter's good and bad values, in the
+// types YAML and environment overrides produce.
+func TestParseParameters(t *testing.T) {
+	tests := []struct {
+		name  string
+		key   string
+		value any
+		check func(*testing.T, Parameters)
+		err   string // substring of the error; "" = accepted
+	}{
+		{name: "chunksize int", key: "chunksize", value: 8 * mib, check: func(t *testing.T, p Parameters) { require.EqualValues(t, 8*mib, p.ChunkSize) }},
+		{name: "chunksize uint64", key: "chunksize", value: uint64(6 * mib), check: func(t *testing.T, p Parameters) { require.EqualValues(t, 6*mib, p.ChunkSize) }},
+		{name: "chunksize float", key: "chunksize", value: float64(32 * mib), check: func(t *testing.T, p Parameters) { require.EqualValues(t, 32*mib, p.ChunkSize) }},
+		{name: "chunksize string", key: "chunksize", value: "32MiB", check: func(t *testing.T, p Parameters) { require.EqualValues(t, 32*mib, p.ChunkSize) }},
+		{name: "chunksize hex string", key: "chunksize", value: "0x600000", check: func(t *testing.T, p Parameters) { require.EqualValues(t, 6*mib, p.ChunkSize) }},
+		{name: "chunksize nil is default", key: "chunksize", value: nil, check: func(t *testing.T, p Parameters) { require.EqualValues(t, 16*mib, p.ChunkSize) }},
+		{name: "chunksize too small", key: "chunksize", value: 1024, err: "chunksize 1024 is out of range"},
+		{name: "chunksize too big", key: "chunksize", value: "101MiB", err: "chunksize"},
+		{name: "chunksize not a number", key: "chunksize", value: "big", err: "chunksize big is not a size"},
+		{name: "chunksize fractional", key: "chunksize", value: 6291456.5, err: "not a size"},
+		{name: "chunksize bool", key: "chunksize", value: true, err: "not a size"},
+		{name: "maxconcurrency", key: "maxconcurrency", value: 3, check: func(t *testing.T, p Parameters) { require.Equal(t, 3, p.MaxConcurrency) }},
+		{name: "maxconcurrency negative", key: "maxconcurrency", value: -1, err: "maxconcurrency -1 is out of range"},
+		{name: "maxconcurrency zero", key: "maxconcurrency", value: 0, err: "maxconcurrency 0 is out of range"},
+		{name: "secure false", key: "secure", value: false, check: func(t *testing.T, p Parameters) { require.False(t, p.Secure) }},
+		{name: "secure string", key: "secure", value: "false", check: func(t *testing.T, p Parameters) { require.False(t, p.Secure) }},
+		{name: "secure bad", key: "secure", value: "maybe", err: "secure maybe is not a boolean"},
+		{name: "secure number", key: "secure", value: 2, err: "not a boolean"},
+		{name: "rootdirectory", key: "rootdirectory", value: "/registry/", check: func(t *testing.T, p Parameters) { require.Equal(t, "/registry/", p.RootDirectory) }},
+		{name: "rootdirectory backslash", key: "rootdirectory", value: `a\b`, err: "backslash"},
+		{name: "bucket without appid", key: "bucket", value: "registry", err: `bucket "registry" is not a COS bucket name`},
+		{name: "bucket uppercase", key: "bucket", value: "Registry-125", err: "not a COS bucket name"},
+		{name: "bucket missing", key: "bucket", value: nil, err: "bucket is required"},
+		{name: "region bad", key: "region", value: "Guangzhou!", err: "not a COS region"},
+		{name: "region missing", key: "region", value: "", err: "region is required"},
+		{name: "secretid number", key: "secretid", value: 12345, check: func(t *testing.T, p Parameters) { require.Equal(t, "12345", p.SecretID) }},
+		{name: "secretid missing", key: "secretid", value: nil, err: "secretid and secretkey are required"},
+		{name: "secretkey map", key: "secretkey", value: map[any]any{"a": 1}, err: "secretkey must be a string"},
+		{name: "endpoint", key: "endpoint", value: "https://registry-1250000000.cos.ap-guangzhou.tencentcos.cn", check: func(t *testing.T, p Parameters) { require.NotEmpty(t, p.Endpoint) }},
+		{name: "endpoint malformed", key: "endpoint", value: "cos.example.com", err: "endpoint \"cos.example.com\" is not a base URL"},
+		{name: "endpoint with path", key: "endpoint", value: "https://cos.example.com/x", err: "no path"},
+		{name: "storageclass", key: "storageclass", value: "standard_ia", check: func(t *testing.T, p Parameters) { require.Equal(t, "STANDARD_IA", p.StorageClass) }},
+		{name: "storageclass unknown", key: "storageclass", value: "GLACIER", err: `storageclass "GLACIER" is not supported`},
+		{name: "storageclass archive", key: "storageclass", value: "ARCHIVE", err: "not supported"},
+		{name: "kmskeyid without encrypt", key: "kmskeyid", value: "kms-1", err: "kmskeyid needs encrypt"},
+		{name: "redirectexpiry string", key: "redirectexpiry", value: "5m", check: func(t *testing.T, p Parameters) { require.Equal(t, 5*time.Minute, p.RedirectExpiry) }},
+		{name: "redirectexpiry seconds", key: "redirectexpiry", value: 60, check: func(t *testing.T, p Parameters) { require.Equal(t, time.Minute, p.RedirectExpiry) }},
+		{name: "redirectexpiry bad", key: "redirectexpiry", value: "soon", err: "redirectexpiry \"soon\" is not a duration"},
+		{name: "redirectexpiry too long", key: "redirectexpiry", value: "720h", err: "out of range"},
+		{name: "redirectendpoint bad", key: "redirectendpoint", value: "ftp://cdn", err: "redirectendpoint"},
+		{name: "multipartcopychunksize small", key: "multipartcopychunksize", value: 1000, err: "multipartcopychunksize 1000 is out of range"},
+		{name: "multipartcopythreshold", key: "multipartcopythreshold", value: "64MiB", check: func(t *testing.T, p Parameters) { require.EqualValues(t, 64*mib, p.MultipartCopyThreshold) }},
+		{name: "maxbuffermemory below chunk", key: "maxbuffermemory", value: "1MiB", err: "maxbuffermemory"},
+		{name: "maxretries", key: "maxretries", value: 0, check: func(t *testing.T, p Parameters) { require.Equal(t, 0, p.MaxRetries) }},
+		{name: "unknown parameter", key: "chunk_size", value: 1, err: `unknown parameter "chunk_size"`},
+		{name: "skipverify yes", key: "skipverify", value: "yes", check: func(t *testing.T, p Parameters) { require.True(t, p.SkipVerify) }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m := baseConfig()
+			if tc.value == nil {
+				delete(m, tc.key)
+			} else {
+				m[tc.key] = tc.value
+			}
+			p, err := ParseParameters(m)
+			if tc.err != "" {
+				require.Error(t, err)
+				require.Contains(t, err.Error(), tc.err)
+				require.NotContains(t, err.Error(), "s3cr3t-value", "secret leaked in error")
+				return
+			}
+			require.NoError(t, err)
+			tc.check(t, p)
+		})
+	}
+}
+
+// TestEnvironmentOverrides runs the registry's own configuration parser:
+// every parameter can come from REGISTRY_STORAGE_COS_<NAME>.
+func TestEnvironmentOverrides(t *testing.T) {
+	yml := "version: 0.1\nstorage:\n  cos:\n    bucket: registry-1250000000\n    region: ap-guangzhou\n"
+	t.Setenv("REGISTRY_STORAGE_COS_SECRETID", "AKIDfromenv")
+	t.Setenv("REGISTRY_STORAGE_COS_SECRETKEY", "keyfromenv")
+	t.Setenv("REGISTRY_STORAGE_COS_CHUNKSIZE", "33554432")
+	t.Setenv("REGISTRY_STORAGE_COS_SECURE", "false")
+	t.Setenv("REGISTRY_STORAGE_COS_ROOTDIRECTORY", "/reg")
+	t.Setenv("REGISTRY_STORAGE_COS_MAXCONCURRENCY", "4")
+	t.Setenv("REGISTRY_STORAGE_COS_REDIRECTEXPIRY", "10m")
+	config, err := configuration.Parse(strings.NewReader(yml))
+	require.NoError(t, err)
+	require.Equal(t, "cos", config.Storage.Type())
+	p, err := ParseParameters(config.Storage.Parameters())
+	require.NoError(t, err)
+	require.Equal(t, "AKIDfromenv", p.SecretID)
+	require.Equal(t, "keyfromenv", p.SecretKey)
+	require.EqualValues(t, 32*mib, p.ChunkSize)
+	require.False(t, p.Secure)
+	require.Equal(t, "/reg", p.RootDirectory)
+	require.Equal(t, 4, p.MaxConcurrency)
+	require.Equal(t, 10*time.Minute, p.RedirectExpiry)
+}
+
+// TestParametersNeverPrintSecrets checks the %v form of Parameters.
+func TestParametersNeverPrintSecrets(t *testing.T) {
+	p, err := ParseParameters(baseConfig())
+	require.NoError(t, err)
+	p.SessionToken = "token-value"
+	for _, s := range []string{p.String(), fmtV(p), fmtV(&p)} {
+		require.NotContains(t, s, "s3cr3t-value")
+		require.NotContains(t, s, "token-value")
+	}
+}
+
+func fmtV(v any) string { return fmt.Sprintf("%v %+v %#v", v, v, v) }

@@ -1,0 +1,153 @@
+package cos
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"time"
+
+	cossdk "github.com/tencentyun/cos-go-sdk-v5"
+	"github.com/sirupsen/logrus"
+)
+
+// Backoff of retried requests: full jitter over an exponential ceiling.
+const (
+	retryBaseDelay = 50 * time.Millisecond
+	retryMaxDelay  = 3 * time.Second
+)
+
+// do runs one COS request through the driver's concurrency bound, retrying
+// 5xx, SlowDown, a 200 that carries an <Error> body and transport failures
+// with exponential backoff and jitter, inside the context's deadline. 4xx
+// answers are final. op names the COS operation for metrics and logs.
+func (d *driver) do(ctx context.Context, op, key string, request func(context.Context) (*cossdk.Response, error)) error {
+	select {
+	case d.requests <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-d.requests }()
+
+	for attempt := 0; ; attempt++ {
+		start := time.Now()
+		resp, err := request(ctx)
+		status := statusOf(err)
+		if err == nil && resp != nil {
+			status = resp.StatusCode
+		}
+		d.observe(ctx, op, key, status, resp, err, time.Since(start))
+		if err == nil || !retryable(ctx, err) || attempt >= d.params.MaxRetries {
+			return err
+		}
+		d.metrics.retries.WithLabelValues(op).Inc()
+		delay := min(retryMaxDelay, retryBaseDelay<<attempt)
+		delay = time.Duration(rand.Int64N(int64(delay) + 1))
+		timer := time.NewTimer(delay)
+		select {
+		case <-timer.C:
+		case <-ctx.Done():
+			timer.Stop()
+			return err
+		}
+	}
+}
+
+func (d *driver) observe(ctx context.Context, op, key string, status int, resp *cossdk.Response, err error, took time.Duration) {
+	label := "error"
+	if status != 0 {
+		label = strconv.Itoa(status)
+	}
+	d.metrics.requests.WithLabelValues(op, label).Inc()
+	if !logrus.IsLevelEnabled(logrus.DebugLevel) {
+		return
+	}
+	requestID := ""
+	if resp != nil {
+		requestID = resp.Header.Get("x-cos-request-id")
+	}
+	var e *cossdk.ErrorResponse
+	if errors.As(err, &e) && e.Response != nil {
+		requestID = e.Response.Header.Get("x-cos-request-id")
+	}
+	entry := logrus.WithFields(logrus.Fields{
+		"driver": DriverName, "op": op, "key": key, "status": label,
+		"duration": took.Round(time.Microsecond), "requestid": requestID,
+	})
+	if err != nil {
+		entry = entry.WithField("error", errorSummary(err))
+	}
+	entry.Debug("cos request")
+}
+
+// errorSummary describes an error without the request URL, which for a
+// presigned request would carry a signature.
+func errorSummary(err error) string {
+	var e *cossdk.ErrorResponse
+	if errors.As(err, &e) {
+		return e.Code + " " + e.Message
+	}
+	return err.Error()
+}
+
+// retryable says whether a failed request may succeed when sent again.
+func retryable(ctx context.Context, err error) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	var e *cossdk.ErrorResponse
+	if errors.As(err, &e) {
+		if e.Response == nil {
+			return false
+		}
+		s := e.Response.StatusCode
+		// A 200 here carries an <Error> body: COS had started answering a
+		// Copy or Complete before it failed.
+		return s >= 500 || s == http.StatusOK
+	}
+	var local *localError
+	if errors.As(err, &local) {
+		return false
+	}
+	// Transport failures: resets, dropped connections, timeouts, CRC mismatches.
+	return true
+}
+
+// localError marks a failure found by the driver itself that sending the
+// request again cannot fix.
+type localError struct{ err error }
+
+func (e *localError) Error() string { return e.err.Error() }
+func (e *localError) Unwrap() error { return e.err }
+
+// statusOf is the HTTP status of a COS error answer, or 0.
+func statusOf(err error) int {
+	var e *cossdk.ErrorResponse
+	if errors.As(err, &e) && e.Response != nil {
+		return e.Response.StatusCode
+	}
+	return 0
+}
+
+// codeOf is the COS error code of an answer, such as "NoSuchKey".
+func codeOf(err error) string {
+	var e *cossdk.ErrorResponse
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return ""
+}
+
+// isNotFound reports a missing key (HEAD answers carry no code, so any 404
+// but NoSuchBucket and NoSuchUpload counts).
+func isNotFound(err error) bool {
+	if statusOf(err) != http.StatusNotFound {
+		return false
+	}
+	switch codeOf(err) {
+	case "NoSuchBucket", "NoSuchUpload":
+		return false
+	}
+	return true
+}

@@ -1,0 +1,417 @@
+package cos
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc64"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+
+	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
+	cossdk "github.com/tencentyun/cos-go-sdk-v5"
+)
+
+// An upload in progress keeps its state in a small object at the upload's
+// own key, read back by key on resume: never by listing in-progress
+// uploads, whose lag on COS makes resumes fail at random. The object is
+// marked by this metadata header, whose value is the bytes written so far.
+const (
+	uploadStateMeta        = "x-cos-meta-registry-upload-size"
+	uploadStateContentType = "application/x-registry-cos-upload-state"
+)
+
+// uploadState is the record of an upload in progress. Tail, the data too
+// small to be a part (COS wants 1 MiB for every part but the last), is
+// stored after the JSON header, so a resume re-sends and re-copies nothing.
+type uploadState struct {
+	UploadID string         `json:"uploadId,omitempty"`
+	Parts    []uploadedPart `json:"parts,omitempty"`
+	Size     int64          `json:"size"`  // bytes written: parts + tail
+	CRC64    uint64         `json:"crc64"` // CRC64 of those bytes
+	TailSize int            `json:"tailSize"`
+}
+
+type uploadedPart struct {
+	Number int    `json:"n"`
+	ETag   string `json:"etag"`
+	Size   int64  `json:"size"`
+}
+
+func (s *uploadState) encode(tail []byte) []byte {
+	s.TailSize = len(tail)
+	header, _ := json.Marshal(s)
+	return append(append(header, '\n'), tail...)
+}
+
+func decodeUploadState(data []byte) (*uploadState, []byte, error) {
+	i := bytes.IndexByte(data, '\n')
+	if i < 0 {
+		return nil, nil, errors.New("cos: upload state record has no header")
+	}
+	var s uploadState
+	if err := json.Unmarshal(data[:i], &s); err != nil {
+		return nil, nil, fmt.Errorf("cos: upload state record is corrupt: %w", err)
+	}
+	tail := data[i+1:]
+	if len(tail) != s.TailSize {
+		return nil, nil, fmt.Errorf("cos: upload state record is corrupt: tail of %d bytes, want %d", len(tail), s.TailSize)
+	}
+	return &s, tail, nil
+}
+
+// Writer returns a FileWriter for path. With append, it resumes the upload
+// that an earlier writer closed: one GET of its state record, nothing else.
+func (d *driver) Writer(ctx context.Context, path string, append bool) (storagedriver.FileWriter, error) {
+	key := d.key(path)
+	w := &writer{d: d, ctx: ctx, key: key, path: path, parts: map[int]cossdk.Object{}, dirty: true}
+	if !append {
+		return w, nil
+	}
+	body, head, err := d.get(ctx, key, 0, "")
+	if err != nil {
+		if isNotFound(err) {
+			return nil, storagedriver.PathNotFoundError{Path: path}
+		}
+		return nil, err
+	}
+	defer body.Close()
+	if head.uploadSize < 0 {
+		// Committed content: only an empty object can be appended to.
+		if head.size != 0 {
+			return nil, fmt.Errorf("cos: cannot append to %s: it holds %d bytes of committed content", path, head.size)
+		}
+		return w, nil
+	}
+	data, err := io.ReadAll(body)
+	if err != nil {
+		return nil, err
+	}
+	state, tail, err := decodeUploadState(data)
+	if err != nil {
+		return nil, err
+	}
+	w.uploadID, w.size, w.crc = state.UploadID, state.Size, state.CRC64
+	for _, p := range state.Parts {
+		w.parts[p.Number] = cossdk.Object{PartNumber: p.Number, ETag: p.ETag, Size: p.Size}
+		w.nextPart = max(w.nextPart, p.Number)
+	}
+	w.tail = tail
+	w.dirty = false
+	return w, nil
+}
+
+// writer uploads a file as one PUT when it is small, else as a multipart
+// upload whose full chunks go up in the background while the next fills.
+type writer struct {
+	d    *driver
+	ctx  context.Context
+	key  string
+	path string
+
+	buf  []byte // chunk being filled (from the driver's buffer pool)
+	tail []byte // resumed tail, until a buffer takes it over
+
+	uploadID string
+	nextPart int // number of the last part started
+	size     int64
+	crc      uint64
+	dirty    bool // state differs from the stored record
+
+	uploads sync.WaitGroup
+	mu      sync.Mutex // guards parts and err
+	parts   map[int]cossdk.Object
+	err     error
+
+	closed, committed, cancelled bool
+}
+
+func (w *writer) Write(p []byte) (int, error) {
+	if err := w.usable(); err != nil {
+		return 0, err
+	}
+	written := 0
+	for len(p) > 0 {
+		if err := w.failure(); err != nil {
+			return written, err
+		}
+		if w.buf == nil {
+			buf, err := w.d.buffers.get(w.ctx)
+			if err != nil {
+				return written, err
+			}
+			w.buf = append(buf, w.tail...)
+			w.tail = nil
+		}
+		n := copy(w.buf[len(w.buf):cap(w.buf)], p)
+		w.buf = w.buf[:len(w.buf)+n]
+		w.crc = crc64.Update(w.crc, crcTable, p[:n])
+		w.size += int64(n)
+		w.dirty = true
+		written += n
+		p = p[n:]
+		if len(w.buf) == cap(w.buf) {
+			if err := w.startPart(w.buf, true); err != nil {
+				return written, err
+			}
+			w.buf = nil
+		}
+	}
+	return written, nil
+}
+
+func (w *writer) usable() error {
+	switch {
+	case w.committed:
+		return fmt.Errorf("cos: writer for %s already committed", w.path)
+	case w.cancelled:
+		return fmt.Errorf("cos: writer for %s already cancelled", w.path)
+	case w.closed:
+		return fmt.Errorf("cos: writer for %s already closed", w.path)
+	}
+	return nil
+}
+
+func (w *writer) failure() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
+func (w *writer) fail(err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err == nil {
+		w.err = err
+	}
+}
+
+// startPart uploads data as the next part. With background, the upload
+// runs concurrently and gives the buffer back to the pool when done.
+func (w *writer) startPart(data []byte, background bool) error {
+	if w.uploadID == "" {
+		if err := w.initiate(); err != nil {
+			return err
+		}
+	}
+	w.nextPart++
+	number := w.nextPart
+	upload := func() {
+		err := w.uploadPart(number, data)
+		if background {
+			w.d.buffers.put(data)
+		}
+		if err != nil {
+			w.fail(err)
+		}
+	}
+	if !background {
+		upload()
+		return w.failure()
+	}
+	w.uploads.Add(1)
+	go func() {
+		defer w.uploads.Done()
+		upload()
+	}()
+	return nil
+}
+
+func (w *writer) initiate() error {
+	return w.d.do(w.ctx, "InitiateMultipartUpload", w.key, func(ctx context.Context) (*cossdk.Response, error) {
+		res, resp, err := w.d.client.Object.InitiateMultipartUpload(ctx, w.key,
+			&cossdk.InitiateMultipartUploadOptions{ObjectPutHeaderOptions: w.d.putHeaders(-1)})
+		if err == nil {
+			w.uploadID = res.UploadID
+		}
+		return resp, err
+	})
+}
+
+func (w *writer) uploadPart(number int, data []byte) error {
+	w.d.metrics.partsInFlight.Inc()
+	defer w.d.metrics.partsInFlight.Dec()
+	return w.d.do(w.ctx, "UploadPart", w.key, func(ctx context.Context) (*cossdk.Response, error) {
+		// The SDK checks the part's CRC64 against COS's answer.
+		resp, err := w.d.client.Object.UploadPart(ctx, w.key, w.uploadID, number, bytes.NewReader(data), nil)
+		if err != nil {
+			return resp, err
+		}
+		w.d.metrics.bytesSent.Add(float64(len(data)))
+		w.mu.Lock()
+		w.parts[number] = cossdk.Object{PartNumber: number, ETag: resp.Header.Get("ETag"), Size: int64(len(data))}
+		w.mu.Unlock()
+		return resp, nil
+	})
+}
+
+// settle waits for the background parts and reports their first failure.
+func (w *writer) settle() error {
+	w.uploads.Wait()
+	return w.failure()
+}
+
+// pending is the data not yet in a part: the buffer, or the resumed tail.
+func (w *writer) pending() []byte {
+	if w.buf != nil {
+		return w.buf
+	}
+	return w.tail
+}
+
+func (w *writer) releaseBuffer() {
+	if w.buf != nil {
+		w.d.buffers.put(w.buf)
+		w.buf = nil
+	}
+}
+
+func (w *writer) Size() int64 { return w.size }
+
+// Close persists what was written so that Writer(path, true) can resume it:
+// data of at least 1 MiB goes up as a part, the rest is kept in the state
+// record. A writer that wrote nothing since it resumed sends nothing.
+func (w *writer) Close() error {
+	if w.closed || w.committed || w.cancelled {
+		return nil
+	}
+	w.closed = true
+	defer w.releaseBuffer()
+	if err := w.settle(); err != nil {
+		return err
+	}
+	if !w.dirty {
+		return nil
+	}
+	pending := w.pending()
+	if len(pending) >= minPartSize {
+		if err := w.startPart(pending, false); err != nil {
+			return err
+		}
+		pending = nil
+	}
+	state := &uploadState{UploadID: w.uploadID, Size: w.size, CRC64: w.crc}
+	w.mu.Lock()
+	for _, p := range sortedParts(w.parts) {
+		state.Parts = append(state.Parts, uploadedPart{Number: p.PartNumber, ETag: p.ETag, Size: p.Size})
+	}
+	w.mu.Unlock()
+	meta := http.Header{}
+	meta.Set(uploadStateMeta, strconv.FormatInt(w.size, 10))
+	if err := w.d.putObject(w.ctx, w.key, state.encode(pending), meta); err != nil {
+		return err
+	}
+	w.dirty = false
+	return nil
+}
+
+// Commit makes the content readable at the path: one PUT when no part was
+// uploaded, else the last part and Complete. The result is checked
+// against the CRC64 of everything written.
+func (w *writer) Commit(ctx context.Context) error {
+	if err := w.usable(); err != nil {
+		return err
+	}
+	defer w.releaseBuffer()
+	if err := w.settle(); err != nil {
+		return err
+	}
+	pending := w.pending()
+	if w.uploadID == "" {
+		if err := w.d.putObject(ctx, w.key, pending, nil); err != nil {
+			return err
+		}
+		w.committed = true
+		return nil
+	}
+	if len(pending) > 0 {
+		if err := w.startPart(pending, false); err != nil {
+			return err
+		}
+	}
+	if err := w.complete(ctx); err != nil {
+		return err
+	}
+	w.committed = true
+	return nil
+}
+
+func (w *writer) complete(ctx context.Context) error {
+	w.mu.Lock()
+	parts := sortedParts(w.parts)
+	w.mu.Unlock()
+	want := strconv.FormatUint(w.crc, 10)
+	err := w.d.do(ctx, "CompleteMultipartUpload", w.key, func(ctx context.Context) (*cossdk.Response, error) {
+		_, resp, err := w.d.client.Object.CompleteMultipartUpload(ctx, w.key, w.uploadID,
+			&cossdk.CompleteMultipartUploadOptions{Parts: parts})
+		if err != nil {
+			return resp, err
+		}
+		if got := resp.Header.Get("x-cos-hash-crc64ecma"); got != "" && got != want {
+			return resp, &localError{fmt.Errorf("cos: %s is corrupt after upload: COS computed CRC64 %s, the data written has %s", w.path, got, want)}
+		}
+		return resp, nil
+	})
+	if err == nil {
+		return nil
+	}
+	// A Complete whose answer was lost may still have been applied: a
+	// retry then finds NoSuchUpload. Look at the object before failing.
+	if head, herr := w.d.head(ctx, w.key); herr == nil && head.uploadSize < 0 && head.size == w.size && head.crc64 == want {
+		return nil
+	}
+	return err
+}
+
+// Cancel aborts the multipart upload and removes the state record.
+func (w *writer) Cancel(ctx context.Context) error {
+	if w.committed {
+		return fmt.Errorf("cos: writer for %s already committed", w.path)
+	}
+	w.cancelled = true
+	defer w.releaseBuffer()
+	w.uploads.Wait()
+	if w.uploadID != "" {
+		if err := w.d.abort(ctx, w.key, w.uploadID); err != nil {
+			return err
+		}
+	}
+	return w.d.deleteObject(ctx, w.key)
+}
+
+// bufferPool hands out chunk buffers from one driver-wide budget: a writer
+// waits for a buffer rather than allocate past it, so the memory of all
+// uploads together is bounded by maxbuffermemory.
+type bufferPool struct {
+	size   int
+	tokens chan struct{}
+	free   sync.Pool
+}
+
+func newBufferPool(size, count int) *bufferPool {
+	return &bufferPool{size: size, tokens: make(chan struct{}, count)}
+}
+
+func (p *bufferPool) get(ctx context.Context) ([]byte, error) {
+	select {
+	case p.tokens <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defaultMetrics.bufferBytes.Add(float64(p.size))
+	if b, ok := p.free.Get().(*[]byte); ok {
+		return (*b)[:0], nil
+	}
+	return make([]byte, 0, p.size), nil
+}
+
+func (p *bufferPool) put(b []byte) {
+	b = b[:0]
+	p.free.Put(&b)
+	defaultMetrics.bufferBytes.Sub(float64(p.size))
+	<-p.tokens
+}
