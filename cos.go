@@ -25,6 +25,7 @@ import (
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 	"github.com/distribution/distribution/v3/registry/storage/driver/base"
 	"github.com/distribution/distribution/v3/registry/storage/driver/factory"
+	"github.com/sirupsen/logrus"
 	cossdk "github.com/tencentyun/cos-go-sdk-v5"
 )
 
@@ -79,6 +80,9 @@ func New(ctx context.Context, params Parameters) (*Driver, error) {
 	d, err := newDriver(params)
 	if err != nil {
 		return nil, err
+	}
+	if params.SkipVerify {
+		logrus.WithField("driver", DriverName).Warn("skipverify is set: TLS certificates of COS are not checked")
 	}
 	if err := d.checkBucket(ctx); err != nil {
 		return nil, err
@@ -135,14 +139,13 @@ func newDriver(p Parameters) (*driver, error) {
 		DisableCompression: true,
 		TLSClientConfig:    &tls.Config{InsecureSkipVerify: p.SkipVerify}, //nolint:gosec // opt-in skipverify
 	}
+	credentials, err := newCredentialSource(p)
+	if err != nil {
+		return nil, err
+	}
+	signer := &signingTransport{source: credentials, base: transport}
 	newClient := func(u *url.URL) *cossdk.Client {
-		auth := &cossdk.AuthorizationTransport{
-			SecretID:     p.SecretID,
-			SecretKey:    p.SecretKey,
-			SessionToken: p.SessionToken,
-			Transport:    transport,
-		}
-		c := cossdk.NewClient(&cossdk.BaseURL{BucketURL: u}, &http.Client{Transport: auth})
+		c := cossdk.NewClient(&cossdk.BaseURL{BucketURL: u}, &http.Client{Transport: signer})
 		// The driver retries with backoff itself (retry.go); one try per call here.
 		c.Conf.RetryOpt.Count = 1
 		c.Conf.EnableCRC = true
@@ -180,11 +183,12 @@ func (d *driver) checkBucket(ctx context.Context) error {
 	if d.params.Region != "" {
 		where += fmt.Sprintf(" in region %s", d.params.Region)
 	}
-	switch statusOf(err) {
-	case http.StatusNotFound:
+	status := statusOf(err)
+	if status == http.StatusNotFound {
 		return fmt.Errorf("cos: %s does not exist: check the bucket name (\"name-appid\") and the region", where)
-	case http.StatusForbidden:
-		// HEAD answers carry no error code; a one-key listing says which key is wrong.
+	}
+	if status == http.StatusForbidden || status == http.StatusBadRequest {
+		// HEAD answers carry no error code; a one-key listing says which.
 		code := ""
 		if _, _, lerr := d.client.Bucket.Get(ctx, &cossdk.BucketGetOptions{MaxKeys: 1}); lerr != nil {
 			code = codeOf(lerr)
@@ -199,10 +203,8 @@ func (d *driver) checkBucket(ctx context.Context) error {
 		case "RequestTimeTooSkewed":
 			return fmt.Errorf("cos: access to %s denied: this machine's clock is more than 15 minutes off (RequestTimeTooSkewed)", where)
 		}
-		return fmt.Errorf("cos: access to %s denied: check secretid, secretkey and that the key's CAM policy allows this bucket", where)
-	case http.StatusBadRequest:
-		if codeOf(err) == "ExpiredToken" {
-			return fmt.Errorf("cos: access to %s denied: the session token has expired (ExpiredToken)", where)
+		if status == http.StatusForbidden {
+			return fmt.Errorf("cos: access to %s denied: check secretid, secretkey and that the key's CAM policy allows this bucket", where)
 		}
 	}
 	if statusOf(err) == 0 {

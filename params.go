@@ -47,10 +47,17 @@ const (
 // it directly and call New. Zero values mean "the default" for every optional
 // field except Secure, which DefaultParameters sets to true.
 type Parameters struct {
-	// Credentials. SessionToken is set for temporary keys.
-	SecretID     string
-	SecretKey    string
-	SessionToken string
+	// Credentials. SessionToken is set for temporary keys. Without a key
+	// pair, CVMRole names the CVM instance role whose temporary keys are
+	// read from the instance metadata service (CVMMetadataURL, default
+	// DefaultCVMMetadataURL); without either, the TENCENTCLOUD_SECRET_ID,
+	// TENCENTCLOUD_SECRET_KEY and TENCENTCLOUD_SESSION_TOKEN environment
+	// variables are used.
+	SecretID       string
+	SecretKey      string
+	SessionToken   string
+	CVMRole        string
+	CVMMetadataURL string
 
 	// Bucket is the full bucket name, "name-appid".
 	Bucket string
@@ -130,7 +137,7 @@ func DefaultParameters() Parameters {
 
 // parameterNames lists every accepted configuration key.
 var parameterNames = []string{
-	"secretid", "secretkey", "sessiontoken", "bucket", "region", "endpoint",
+	"secretid", "secretkey", "sessiontoken", "cvmrole", "cvmmetadataurl", "bucket", "region", "endpoint",
 	"accelerate", "secure", "skipverify", "rootdirectory", "chunksize",
 	"maxconcurrency", "maxbuffermemory", "maxretries", "storageclass",
 	"encrypt", "kmskeyid", "redirectexpiry", "redirectendpoint",
@@ -188,6 +195,8 @@ func ParseParameters(m map[string]any) (Parameters, error) {
 	str("secretid", &p.SecretID, false)
 	str("secretkey", &p.SecretKey, true)
 	str("sessiontoken", &p.SessionToken, true)
+	str("cvmrole", &p.CVMRole, false)
+	str("cvmmetadataurl", &p.CVMMetadataURL, false)
 	str("bucket", &p.Bucket, false)
 	str("region", &p.Region, false)
 	str("endpoint", &p.Endpoint, false)
@@ -221,8 +230,19 @@ func ParseParameters(m map[string]any) (Parameters, error) {
 // Validate checks the relations between parameters and fills in derived
 // defaults. New calls it.
 func (p *Parameters) Validate() error {
-	if p.SecretID == "" || p.SecretKey == "" {
-		return fmt.Errorf("cos: parameters secretid and secretkey are required")
+	if p.SecretID != "" && p.SecretKey == "" {
+		return fmt.Errorf("cos: parameter secretid is set but secretkey is not: set both")
+	}
+	if p.SecretKey != "" && p.SecretID == "" {
+		return fmt.Errorf("cos: parameter secretkey is set but secretid is not: set both")
+	}
+	if p.SessionToken != "" && p.SecretID == "" {
+		return fmt.Errorf("cos: parameter sessiontoken needs secretid and secretkey")
+	}
+	if p.CVMMetadataURL != "" {
+		if _, err := parseBaseURL("cvmmetadataurl", p.CVMMetadataURL); err != nil {
+			return err
+		}
 	}
 	if strings.TrimSpace(p.SecretID) != p.SecretID {
 		return fmt.Errorf("cos: parameter secretid has leading or trailing spaces")

@@ -8,8 +8,8 @@ import (
 	"strconv"
 	"time"
 
-	cossdk "github.com/tencentyun/cos-go-sdk-v5"
 	"github.com/sirupsen/logrus"
+	cossdk "github.com/tencentyun/cos-go-sdk-v5"
 )
 
 // Backoff of retried requests: full jitter over an exponential ceiling.
