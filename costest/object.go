@@ -133,8 +133,8 @@ func (q *request) receiveBlob(limit int64) (segment, *digest, error) {
 	return segment{Blob: id, Size: d.size}, d, nil
 }
 
-// commitNew stores a freshly received blob as a record with putObject or
-// putPart; when that fails the blob, which nothing refers to, is removed.
+// dropBlob removes a committed blob that no record took: the store refused
+// the write it was received for.
 func (q *request) dropBlob(seg segment) {
 	if seg.Blob != "" {
 		q.h.backend.RemoveBlob(seg.Blob)

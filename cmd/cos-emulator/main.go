@@ -1,0 +1,139 @@
+// Command cos-emulator serves the costest COS emulator on a local address,
+// for running a registry or any COS client against it without a Tencent
+// Cloud account.
+//
+//	cos-emulator -addr 127.0.0.1:9100 -data /var/lib/cos-emulator
+//
+// It prints the endpoint, bucket, region and credentials on one line at
+// start, and stops cleanly on SIGINT or SIGTERM. With -admin-addr it also
+// serves GET /stats (request counters as JSON) and POST /stats/reset.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/registry-cos/cos/costest"
+)
+
+// config is the parsed command line.
+type config struct {
+	options   costest.Options
+	adminAddr string
+}
+
+// parseFlags reads and validates the command line.
+func parseFlags(args []string, stderr io.Writer) (config, error) {
+	fs := flag.NewFlagSet("cos-emulator", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		cfg       config
+		bandwidth float64
+		secretID  string
+		secretKey string
+	)
+	o := &cfg.options
+	fs.StringVar(&o.Addr, "addr", "127.0.0.1:9100", "listen `address`")
+	fs.StringVar(&o.Dir, "data", "", "data `directory`; empty keeps everything in memory")
+	fs.StringVar(&o.Bucket, "bucket", costest.DefaultBucket, "bucket (name-appid) created at start and served to non-bucket hosts")
+	fs.StringVar(&o.Region, "region", costest.DefaultRegion, "region of the bucket")
+	fs.StringVar(&secretID, "secret-id", costest.DefaultSecretID, "accepted SecretId")
+	fs.StringVar(&secretKey, "secret-key", costest.DefaultSecretKey, "accepted SecretKey")
+	fs.DurationVar(&o.Faults.Latency, "latency", 0, "`duration` added before answering each request")
+	fs.Float64Var(&bandwidth, "bandwidth", 0, "per-connection body transfer cap in `MBPS` (1 MB = 1e6 bytes); 0 = none")
+	fs.Float64Var(&o.Faults.ErrorRate, "error-rate", 0, "`fraction` of requests answered 500 InternalError or 503 SlowDown")
+	fs.Float64Var(&o.Faults.DropRate, "drop-rate", 0, "`fraction` of requests whose connection is dropped mid-body")
+	fs.DurationVar(&o.Faults.ListLag, "list-lag", 0, "`duration` by which listings lag behind writes")
+	fs.StringVar(&cfg.adminAddr, "admin-addr", "", "`address` serving GET /stats and POST /stats/reset; empty = off")
+	if err := fs.Parse(args); err != nil {
+		return config{}, err
+	}
+	if fs.NArg() > 0 {
+		return config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	for name, v := range map[string]float64{"-error-rate": o.Faults.ErrorRate, "-drop-rate": o.Faults.DropRate} {
+		if v < 0 || v > 1 {
+			return config{}, fmt.Errorf("%s %v: must be a fraction between 0 and 1", name, v)
+		}
+	}
+	if bandwidth < 0 {
+		return config{}, fmt.Errorf("-bandwidth %v: must be 0 (no cap) or a positive number of MB per second", bandwidth)
+	}
+	o.Faults.Bandwidth = int64(bandwidth * 1e6)
+	if bandwidth > 0 && o.Faults.Bandwidth < 1 {
+		return config{}, fmt.Errorf("-bandwidth %v: below one byte per second", bandwidth)
+	}
+	if o.Faults.Latency < 0 || o.Faults.ListLag < 0 {
+		return config{}, errors.New("-latency and -list-lag must not be negative")
+	}
+	if secretID == "" || secretKey == "" {
+		return config{}, errors.New("-secret-id and -secret-key must not be empty")
+	}
+	o.Credentials = []costest.Credential{{SecretID: secretID, SecretKey: secretKey}}
+	return cfg, nil
+}
+
+// adminHandler serves the request counters.
+func adminHandler(h *costest.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == "/stats" && r.Method == http.MethodGet:
+			w.Header().Set("Content-Type", "application/json")
+			json.NewEncoder(w).Encode(h.Stats())
+		case r.URL.Path == "/stats/reset" && r.Method == http.MethodPost:
+			h.ResetStats()
+			w.WriteHeader(http.StatusNoContent)
+		default:
+			http.Error(w, "GET /stats or POST /stats/reset", http.StatusNotFound)
+		}
+	})
+}
+
+// run serves until ctx is done.
+func run(ctx context.Context, cfg config, stdout io.Writer) error {
+	srv, err := costest.NewServer(cfg.options)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	if cfg.adminAddr != "" {
+		ln, err := net.Listen("tcp", cfg.adminAddr)
+		if err != nil {
+			return fmt.Errorf("admin listener: %w", err)
+		}
+		admin := &http.Server{Handler: adminHandler(srv.Handler), ReadHeaderTimeout: 10 * time.Second}
+		go admin.Serve(ln)
+		defer admin.Close()
+	}
+	fmt.Fprintf(stdout, "cos-emulator: endpoint=%s bucket=%s region=%s secret-id=%s secret-key=%s\n",
+		srv.URL, srv.Bucket, srv.Region, srv.SecretID, srv.SecretKey)
+	<-ctx.Done()
+	return nil
+}
+
+func main() {
+	cfg, err := parseFlags(os.Args[1:], os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cos-emulator:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, cfg, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "cos-emulator:", err)
+		os.Exit(1)
+	}
+}

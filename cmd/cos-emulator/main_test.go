@@ -1,0 +1,132 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/registry-cos/cos/costest"
+)
+
+func TestParseFlags(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		wantErr string
+		check   func(t *testing.T, c config)
+	}{
+		{"defaults", nil, "", func(t *testing.T, c config) {
+			o := c.options
+			if o.Addr != "127.0.0.1:9100" || o.Dir != "" || o.Bucket != costest.DefaultBucket || o.Region != costest.DefaultRegion ||
+				o.Credentials[0].SecretID != costest.DefaultSecretID || o.Credentials[0].SecretKey != costest.DefaultSecretKey || c.adminAddr != "" {
+				t.Errorf("defaults = %+v", c)
+			}
+		}},
+		{"all flags", []string{"-addr", ":0", "-data", "/d", "-bucket", "b-1", "-region", "ap-beijing", "-secret-id", "id", "-secret-key", "key",
+			"-latency", "5ms", "-bandwidth", "2.5", "-error-rate", "0.1", "-drop-rate", "1", "-list-lag", "1s", "-admin-addr", ":0"}, "", func(t *testing.T, c config) {
+			f := c.options.Faults
+			if f.Bandwidth != 2_500_000 || f.Latency != 5*time.Millisecond || f.ErrorRate != 0.1 || f.DropRate != 1 || f.ListLag != time.Second {
+				t.Errorf("faults = %+v", f)
+			}
+			if c.options.Dir != "/d" || c.options.Bucket != "b-1" || c.options.Credentials[0].SecretKey != "key" || c.adminAddr != ":0" {
+				t.Errorf("config = %+v", c)
+			}
+		}},
+		{"error rate above 1", []string{"-error-rate", "1.5"}, "-error-rate 1.5: must be a fraction between 0 and 1", nil},
+		{"negative drop rate", []string{"-drop-rate", "-0.1"}, "-drop-rate -0.1", nil},
+		{"negative bandwidth", []string{"-bandwidth", "-1"}, "-bandwidth -1", nil},
+		{"negative latency", []string{"-latency", "-1s"}, "must not be negative", nil},
+		{"empty secret", []string{"-secret-key", ""}, "must not be empty", nil},
+		{"stray argument", []string{"serve"}, `unexpected argument "serve"`, nil},
+		{"unknown flag", []string{"-nope"}, "flag provided but not defined", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := parseFlags(tt.args, io.Discard)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error = %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, c)
+		})
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for one writer and one reader.
+type syncBuffer struct {
+	ch  chan string
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.buf.Write(p)
+	b.ch <- b.buf.String()
+	return len(p), nil
+}
+
+func TestRunPrintsOneLineAndServesStats(t *testing.T) {
+	cfg, err := parseFlags([]string{"-addr", "127.0.0.1:0", "-admin-addr", "127.0.0.1:0"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Use a fixed free admin port: listen, note it, release it.
+	cfg.adminAddr = freeAddr(t)
+	out := &syncBuffer{ch: make(chan string, 1)}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, cfg, out) }()
+	line := <-out.ch
+	for _, want := range []string{"endpoint=http://127.0.0.1:", "bucket=" + costest.DefaultBucket, "region=" + costest.DefaultRegion,
+		"secret-id=" + costest.DefaultSecretID, "secret-key=" + costest.DefaultSecretKey} {
+		if !strings.Contains(line, want) {
+			t.Errorf("start line %q lacks %q", line, want)
+		}
+	}
+	if strings.Count(line, "\n") != 1 {
+		t.Errorf("start line is not one line: %q", line)
+	}
+	endpoint := strings.Fields(strings.SplitN(line, "endpoint=", 2)[1])[0]
+	if resp, err := http.Get(endpoint + "/"); err == nil {
+		resp.Body.Close() // an unsigned request: counted as ListObjects
+	}
+	resp, err := http.Get("http://" + cfg.adminAddr + "/stats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st costest.Stats
+	json.NewDecoder(resp.Body).Decode(&st)
+	resp.Body.Close()
+	if st.Count("ListObjects") != 1 || st.Status["ListObjects 403"] != 1 {
+		t.Errorf("admin stats = %+v", st)
+	}
+	resp, err = http.Post("http://"+cfg.adminAddr+"/stats/reset", "", nil)
+	if err != nil || resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("reset: %v %v", err, resp)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// freeAddr returns a local address that was free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}

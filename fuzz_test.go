@@ -1,0 +1,92 @@
+package cos
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	cossdk "github.com/tencentyun/cos-go-sdk-v5"
+)
+
+// FuzzParseParameters: any string value for any parameter gives a result
+// or an error naming the parameter, never a panic or a leaked secret.
+func FuzzParseParameters(f *testing.F) {
+	for _, seed := range [][2]string{
+		{"chunksize", "16MiB"}, {"chunksize", "0x10"}, {"chunksize", "-1"}, {"secure", "yes"},
+		{"redirectexpiry", "20m"}, {"endpoint", "http://127.0.0.1:9100"}, {"endpoint", "://"},
+		{"storageclass", "standard"}, {"maxconcurrency", "99999999999999999999"}, {"rootdirectory", "/a/b/"},
+		{"maxbuffermemory", "1GiB"}, {"bucket", "a-1"}, {"region", "ap-guangzhou"},
+	} {
+		f.Add(seed[0], seed[1])
+	}
+	f.Fuzz(func(t *testing.T, name, value string) {
+		m := baseConfig()
+		m[name] = value
+		_, err := ParseParameters(m)
+		if err == nil {
+			return
+		}
+		msg := err.Error()
+		if strings.Contains(msg, "s3cr3t-value") {
+			t.Fatalf("secret in error: %s", msg)
+		}
+		if !strings.HasPrefix(msg, "cos: ") {
+			t.Fatalf("error does not say where it comes from: %s", msg)
+		}
+	})
+}
+
+// FuzzKeyMapping: a registry path survives the trip to a key and back.
+func FuzzKeyMapping(f *testing.F) {
+	f.Add("", "/a/b")
+	f.Add("/root/", "/docker/registry/v2/blobs/sha256/ab/abcd/data")
+	f.Add("x", "/.abc")
+	f.Fuzz(func(t *testing.T, root, path string) {
+		if !strings.HasPrefix(path, "/") || path == "/" || strings.Contains(path, "//") || strings.HasSuffix(path, "/") {
+			return
+		}
+		d := &driver{root: strings.Trim(root, "/")}
+		if strings.Contains(d.root, "//") {
+			return
+		}
+		key := d.key(path)
+		if strings.HasPrefix(key, "/") {
+			t.Fatalf("key %q of %q starts with '/'", key, path)
+		}
+		if got := d.pathOf(key); got != path {
+			t.Fatalf("pathOf(key(%q)) = %q (key %q, root %q)", path, got, key, d.root)
+		}
+	})
+}
+
+// FuzzWalkOrder: the in-memory walk of a flat listing visits paths in
+// distribution's path order, whatever the keys.
+func FuzzWalkOrder(f *testing.F) {
+	f.Add("1.2/a,1.2.3/a,v1/a,v1-rc/a,a-b/c,a/b")
+	f.Add("x,x/y,x-y,x.y/z")
+	f.Fuzz(func(t *testing.T, list string) {
+		var objects []cossdk.Object
+		for _, k := range strings.Split(list, ",") {
+			if k == "" || strings.HasPrefix(k, "/") || strings.Contains(k, "//") || strings.Contains(k, "\x00") {
+				continue
+			}
+			objects = append(objects, cossdk.Object{Key: "p/" + k})
+		}
+		slices.SortFunc(objects, func(a, b cossdk.Object) int { return strings.Compare(a.Key, b.Key) }) // raw key order, as COS lists
+		var visited []string
+		var visit func(dir string, nodes []*walkNode)
+		visit = func(dir string, nodes []*walkNode) {
+			for _, n := range nodes {
+				p := joinPath(dir, n.name)
+				visited = append(visited, p)
+				visit(p, n.children)
+			}
+		}
+		visit("/p", buildTree("p/", objects))
+		for i := 1; i < len(visited); i++ {
+			if !pathLess(visited[i-1], visited[i]) && visited[i-1] != visited[i] {
+				t.Fatalf("walk order broken: %q before %q in %q", visited[i-1], visited[i], visited)
+			}
+		}
+	})
+}
