@@ -42,9 +42,7 @@ func (d *driver) do(ctx context.Context, op, key string, request func(context.Co
 			return err
 		}
 		d.metrics.retries.WithLabelValues(op).Inc()
-		delay := min(retryMaxDelay, retryBaseDelay<<attempt)
-		delay = time.Duration(rand.Int64N(int64(delay) + 1))
-		timer := time.NewTimer(delay)
+		timer := time.NewTimer(backoff(attempt))
 		select {
 		case <-timer.C:
 		case <-ctx.Done():
@@ -52,6 +50,13 @@ func (d *driver) do(ctx context.Context, op, key string, request func(context.Co
 			return err
 		}
 	}
+}
+
+// backoff is the wait before retry attempt+1: full jitter below an
+// exponential ceiling, so replicas that failed together do not retry together.
+func backoff(attempt int) time.Duration {
+	ceiling := min(retryMaxDelay, retryBaseDelay<<min(attempt, 20))
+	return time.Duration(rand.Int64N(int64(ceiling) + 1))
 }
 
 func (d *driver) observe(ctx context.Context, op, key string, status int, resp *cossdk.Response, err error, took time.Duration) {
