@@ -16,7 +16,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -477,37 +476,39 @@ func (d *driver) deleteObject(ctx context.Context, key string) error {
 
 // Delete removes path and everything under "path/" (never a sibling such
 // as "path-x"), in quiet batches of 1000, and aborts the multipart uploads
-// under it so no parts are left behind.
+// under it so no parts are left behind. A tree is usually found with one
+// listing: the key itself sorts first among the keys it prefixes.
 func (d *driver) Delete(ctx context.Context, path string) error {
 	key := d.key(path)
 	var keys []string
-	if key != "" {
-		if _, err := d.head(ctx, key); err == nil {
-			keys = append(keys, key)
-		} else if !isNotFound(err) {
-			return err
-		}
-	}
-	prefix := d.dirPrefix(path)
-	opt := &cossdk.BucketGetOptions{Prefix: prefix, MaxKeys: maxListKeys}
+	mayHoldUpload := false
+	opt := &cossdk.BucketGetOptions{Prefix: key, MaxKeys: maxListKeys}
 	for {
 		res, err := d.list(ctx, opt)
 		if err != nil {
 			return err
 		}
 		for _, obj := range res.Contents {
-			keys = append(keys, obj.Key)
+			if obj.Key == key || strings.HasPrefix(obj.Key, key+"/") {
+				keys = append(keys, obj.Key)
+				mayHoldUpload = mayHoldUpload || isUploadRecordSize(obj.Size)
+			}
 		}
 		if !res.IsTruncated {
 			break
 		}
-		opt.Marker = res.NextMarker
+		// Go on under "key/" only, skipping siblings such as "key-x/...".
+		opt.Prefix = key + "/"
+		opt.Marker = max(res.NextMarker, key+"/")
 	}
 	if len(keys) == 0 {
 		return storagedriver.PathNotFoundError{Path: path}
 	}
 	if err := d.deleteKeys(ctx, keys); err != nil {
 		return err
+	}
+	if !mayHoldUpload {
+		return nil
 	}
 	return d.abortUploads(ctx, key)
 }
@@ -591,16 +592,6 @@ func (d *driver) RedirectURL(r *http.Request, path string) (string, error) {
 		return "", err
 	}
 	return u.String(), nil
-}
-
-// sortedParts returns parts in ascending part-number order, as Complete wants.
-func sortedParts(parts map[int]cossdk.Object) []cossdk.Object {
-	list := make([]cossdk.Object, 0, len(parts))
-	for _, p := range parts {
-		list = append(list, p)
-	}
-	sort.Slice(list, func(i, j int) bool { return list[i].PartNumber < list[j].PartNumber })
-	return list
 }
 
 // rootCause strips the SDK's retry wrapper for messages.

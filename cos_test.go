@@ -514,9 +514,13 @@ func TestCRCMismatchIsReported(t *testing.T) {
 	require.NoError(t, err)
 	_, err = w.Write(randomBytes(t, MinChunkSize+10))
 	require.NoError(t, err)
-	// Pretend earlier bytes differed: the running CRC no longer matches.
-	internalWriter := w.(*writer)
-	internalWriter.crc ^= 1
+	// Pretend COS acknowledged a part with another CRC64 than the one it
+	// computes for the object: Complete must not be taken as done.
+	iw := w.(*writer)
+	require.NoError(t, iw.settle())
+	part := iw.parts[1]
+	part.CRC64 ^= 1
+	iw.parts[1] = part
 	err = w.Commit(ctx)
 	require.Error(t, err)
 	require.Contains(t, err.Error(), "CRC64")
@@ -601,4 +605,34 @@ func httpDo(method, url string) (*http.Response, error) {
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	return resp, resp.Body.Close()
+}
+
+// TestDeleteCosts: a committed tree costs one listing and one batch delete;
+// siblings that sort before "key/" are skipped, never deleted.
+func TestDeleteCosts(t *testing.T) {
+	ctx := context.Background()
+	srv := newServer(t, costest.Options{})
+	d := newTestDriver(t, srv, nil)
+	in := internal(d)
+	putFiles(t, d, []string{"/blobs/ab/abcd/data", "/blobs/ab/abce/data"})
+	srv.ResetStats()
+	require.NoError(t, d.Delete(ctx, "/blobs/ab/abcd"))
+	st := srv.Stats()
+	require.EqualValues(t, 2, st.Total(), "requests: %v", st.Requests)
+	require.EqualValues(t, 1, st.Count("ListObjects"))
+
+	for i := range 1001 {
+		require.NoError(t, in.putObject(ctx, fmt.Sprintf("sib/a-x/file%04d", i), nil, nil))
+	}
+	putFiles(t, d, []string{"/sib/a", "/sib/a/file", "/sib/a0"})
+	require.NoError(t, d.Delete(ctx, "/sib/a"))
+	for _, p := range []string{"/sib/a", "/sib/a/file"} {
+		_, err := d.Stat(ctx, p)
+		require.IsType(t, storagedriver.PathNotFoundError{}, err, p)
+	}
+	list, err := d.List(ctx, "/sib")
+	require.NoError(t, err)
+	require.ElementsMatch(t, []string{"/sib/a-x", "/sib/a0"}, list, "siblings survive")
+	_, err = d.Stat(ctx, "/blobs/ab/abce/data")
+	require.NoError(t, err)
 }

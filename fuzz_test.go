@@ -1,6 +1,7 @@
 package cos
 
 import (
+	"hash/crc64"
 	"slices"
 	"strings"
 	"testing"
@@ -87,6 +88,20 @@ func FuzzWalkOrder(f *testing.F) {
 			if !pathLess(visited[i-1], visited[i]) && visited[i-1] != visited[i] {
 				t.Fatalf("walk order broken: %q before %q in %q", visited[i-1], visited[i], visited)
 			}
+		}
+	})
+}
+
+// FuzzCRCCombine: combining part CRCs equals the CRC of the whole.
+func FuzzCRCCombine(f *testing.F) {
+	f.Add([]byte("123456789"), []byte("abc"))
+	f.Add([]byte{}, []byte("hello"))
+	f.Add([]byte("hello"), []byte{})
+	f.Fuzz(func(t *testing.T, a, b []byte) {
+		whole := crc64.Checksum(append(slices.Clone(a), b...), crcTable)
+		got := crcCombine(crc64.Checksum(a, crcTable), crc64.Checksum(b, crcTable), int64(len(b)))
+		if got != whole {
+			t.Fatalf("combine(%q, %q) = %d, want %d", a, b, got, whole)
 		}
 	})
 }

@@ -18,7 +18,7 @@ import (
 // stream before it gives up.
 const maxReadResumes = 5
 
-var crcTable = crc64.MakeTable(crc64.ECMA)
+
 
 // Reader streams the object at path from offset. A dropped connection is
 // resumed from the current position against the same object version

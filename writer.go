@@ -6,9 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/crc64"
 	"io"
 	"net/http"
+	"sort"
 	"strconv"
 	"sync"
 
@@ -31,21 +31,42 @@ const (
 type uploadState struct {
 	UploadID string         `json:"uploadId,omitempty"`
 	Parts    []uploadedPart `json:"parts,omitempty"`
-	Size     int64          `json:"size"`  // bytes written: parts + tail
-	CRC64    uint64         `json:"crc64"` // CRC64 of those bytes
+	Size     int64          `json:"size"` // bytes written: parts + tail
 	TailSize int            `json:"tailSize"`
 }
 
+// uploadedPart is a part COS has acknowledged, with the CRC64 COS computed
+// (the SDK checks it against the bytes sent).
 type uploadedPart struct {
 	Number int    `json:"n"`
 	ETag   string `json:"etag"`
 	Size   int64  `json:"size"`
+	CRC64  uint64 `json:"crc64"`
+}
+
+// State records are padded to a size that is uploadRecordResidue modulo
+// uploadRecordModulus, so Delete can tell from a listing alone whether a
+// tree may hold an upload whose parts it must abort. (Other objects of
+// such a size only cost one needless listing of in-progress uploads.)
+const (
+	uploadRecordModulus = 4096
+	uploadRecordResidue = 2477
+)
+
+func isUploadRecordSize(size int64) bool {
+	return size%uploadRecordModulus == uploadRecordResidue
 }
 
 func (s *uploadState) encode(tail []byte) []byte {
 	s.TailSize = len(tail)
 	header, _ := json.Marshal(s)
-	return append(append(header, '\n'), tail...)
+	size := len(header) + 1 + len(tail)
+	pad := (uploadRecordResidue - size%uploadRecordModulus + uploadRecordModulus) % uploadRecordModulus
+	record := make([]byte, 0, size+pad)
+	record = append(record, header...)
+	record = append(record, bytes.Repeat([]byte{' '}, pad)...) // JSON ignores trailing spaces
+	record = append(record, '\n')
+	return append(record, tail...)
 }
 
 func decodeUploadState(data []byte) (*uploadState, []byte, error) {
@@ -68,7 +89,7 @@ func decodeUploadState(data []byte) (*uploadState, []byte, error) {
 // that an earlier writer closed: one GET of its state record, nothing else.
 func (d *driver) Writer(ctx context.Context, path string, append bool) (storagedriver.FileWriter, error) {
 	key := d.key(path)
-	w := &writer{d: d, ctx: ctx, key: key, path: path, parts: map[int]cossdk.Object{}, dirty: true}
+	w := &writer{d: d, ctx: ctx, key: key, path: path, parts: map[int]uploadedPart{}, dirty: true}
 	if !append {
 		return w, nil
 	}
@@ -95,9 +116,9 @@ func (d *driver) Writer(ctx context.Context, path string, append bool) (storaged
 	if err != nil {
 		return nil, err
 	}
-	w.uploadID, w.size, w.crc = state.UploadID, state.Size, state.CRC64
+	w.uploadID, w.size = state.UploadID, state.Size
 	for _, p := range state.Parts {
-		w.parts[p.Number] = cossdk.Object{PartNumber: p.Number, ETag: p.ETag, Size: p.Size}
+		w.parts[p.Number] = p
 		w.nextPart = max(w.nextPart, p.Number)
 	}
 	w.tail = tail
@@ -119,12 +140,11 @@ type writer struct {
 	uploadID string
 	nextPart int // number of the last part started
 	size     int64
-	crc      uint64
 	dirty    bool // state differs from the stored record
 
 	uploads sync.WaitGroup
 	mu      sync.Mutex // guards parts and err
-	parts   map[int]cossdk.Object
+	parts   map[int]uploadedPart
 	err     error
 
 	closed, committed, cancelled bool
@@ -149,7 +169,6 @@ func (w *writer) Write(p []byte) (int, error) {
 		}
 		n := copy(w.buf[len(w.buf):cap(w.buf)], p)
 		w.buf = w.buf[:len(w.buf)+n]
-		w.crc = crc64.Update(w.crc, crcTable, p[:n])
 		w.size += int64(n)
 		w.dirty = true
 		written += n
@@ -242,8 +261,13 @@ func (w *writer) uploadPart(number int, data []byte) error {
 			return resp, err
 		}
 		w.d.metrics.bytesSent.Add(float64(len(data)))
+		crc, ok := parseCRC(resp.Header.Get("x-cos-hash-crc64ecma"))
+		if !ok {
+			// The SDK refuses a part answer without a CRC; be as strict.
+			return resp, fmt.Errorf("cos: part %d of %s: COS sent no CRC64", number, w.path)
+		}
 		w.mu.Lock()
-		w.parts[number] = cossdk.Object{PartNumber: number, ETag: resp.Header.Get("ETag"), Size: int64(len(data))}
+		w.parts[number] = uploadedPart{Number: number, ETag: resp.Header.Get("ETag"), Size: int64(len(data)), CRC64: crc}
 		w.mu.Unlock()
 		return resp, nil
 	})
@@ -294,12 +318,7 @@ func (w *writer) Close() error {
 		}
 		pending = nil
 	}
-	state := &uploadState{UploadID: w.uploadID, Size: w.size, CRC64: w.crc}
-	w.mu.Lock()
-	for _, p := range sortedParts(w.parts) {
-		state.Parts = append(state.Parts, uploadedPart{Number: p.PartNumber, ETag: p.ETag, Size: p.Size})
-	}
-	w.mu.Unlock()
+	state := &uploadState{UploadID: w.uploadID, Size: w.size, Parts: w.sortedParts()}
 	meta := http.Header{}
 	meta.Set(uploadStateMeta, strconv.FormatInt(w.size, 10))
 	if err := w.d.putObject(w.ctx, w.key, state.encode(pending), meta); err != nil {
@@ -340,19 +359,35 @@ func (w *writer) Commit(ctx context.Context) error {
 	return nil
 }
 
-func (w *writer) complete(ctx context.Context) error {
+// sortedParts returns the uploaded parts in part-number order.
+func (w *writer) sortedParts() []uploadedPart {
 	w.mu.Lock()
-	parts := sortedParts(w.parts)
-	w.mu.Unlock()
-	want := strconv.FormatUint(w.crc, 10)
+	defer w.mu.Unlock()
+	parts := make([]uploadedPart, 0, len(w.parts))
+	for _, p := range w.parts {
+		parts = append(parts, p)
+	}
+	sort.Slice(parts, func(i, j int) bool { return parts[i].Number < parts[j].Number })
+	return parts
+}
+
+func (w *writer) complete(ctx context.Context) error {
+	parts := w.sortedParts()
+	list := make([]cossdk.Object, len(parts))
+	var crc uint64
+	for i, p := range parts {
+		list[i] = cossdk.Object{PartNumber: p.Number, ETag: p.ETag}
+		crc = crcCombine(crc, p.CRC64, p.Size)
+	}
+	want := strconv.FormatUint(crc, 10)
 	err := w.d.do(ctx, "CompleteMultipartUpload", w.key, func(ctx context.Context) (*cossdk.Response, error) {
 		_, resp, err := w.d.client.Object.CompleteMultipartUpload(ctx, w.key, w.uploadID,
-			&cossdk.CompleteMultipartUploadOptions{Parts: parts})
+			&cossdk.CompleteMultipartUploadOptions{Parts: list})
 		if err != nil {
 			return resp, err
 		}
 		if got := resp.Header.Get("x-cos-hash-crc64ecma"); got != "" && got != want {
-			return resp, &localError{fmt.Errorf("cos: %s is corrupt after upload: COS computed CRC64 %s, the data written has %s", w.path, got, want)}
+			return resp, &localError{fmt.Errorf("cos: %s is corrupt after upload: COS computed CRC64 %s for the object, its parts add up to %s", w.path, got, want)}
 		}
 		return resp, nil
 	})
