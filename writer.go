@@ -417,36 +417,3 @@ func (w *writer) Cancel(ctx context.Context) error {
 	}
 	return w.d.deleteObject(ctx, w.key)
 }
-
-// bufferPool hands out chunk buffers from one driver-wide budget: a writer
-// waits for a buffer rather than allocate past it, so the memory of all
-// uploads together is bounded by maxbuffermemory.
-type bufferPool struct {
-	size   int
-	tokens chan struct{}
-	free   sync.Pool
-}
-
-func newBufferPool(size, count int) *bufferPool {
-	return &bufferPool{size: size, tokens: make(chan struct{}, count)}
-}
-
-func (p *bufferPool) get(ctx context.Context) ([]byte, error) {
-	select {
-	case p.tokens <- struct{}{}:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	defaultMetrics.bufferBytes.Add(float64(p.size))
-	if b, ok := p.free.Get().(*[]byte); ok {
-		return (*b)[:0], nil
-	}
-	return make([]byte, 0, p.size), nil
-}
-
-func (p *bufferPool) put(b []byte) {
-	b = b[:0]
-	p.free.Put(&b)
-	defaultMetrics.bufferBytes.Sub(float64(p.size))
-	<-p.tokens
-}

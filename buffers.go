@@ -1,0 +1,51 @@
+package cos
+
+import (
+	"context"
+	"sync"
+)
+
+// bufferPool hands out chunk buffers from one driver-wide budget: a writer
+// waits for a buffer rather than allocate past it, so the memory of all
+// uploads together is bounded by maxbuffermemory. Buffers are allocated
+// outside the Go heap where the system allows (see allocBuffer), so they
+// neither count toward nor inflate the garbage collector's heap goal; they
+// are kept for reuse, so up to maxbuffermemory stays resident after a burst.
+type bufferPool struct {
+	size   int
+	tokens chan struct{}
+	mu     sync.Mutex
+	free   [][]byte
+}
+
+func newBufferPool(size, count int) *bufferPool {
+	return &bufferPool{size: size, tokens: make(chan struct{}, count)}
+}
+
+// get waits for room in the budget and returns an empty buffer of
+// capacity size.
+func (p *bufferPool) get(ctx context.Context) ([]byte, error) {
+	select {
+	case p.tokens <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defaultMetrics.bufferBytes.Add(float64(p.size))
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if n := len(p.free); n > 0 {
+		b := p.free[n-1]
+		p.free = p.free[:n-1]
+		return b[:0], nil
+	}
+	return allocBuffer(p.size), nil
+}
+
+// put returns a buffer obtained from get.
+func (p *bufferPool) put(b []byte) {
+	p.mu.Lock()
+	p.free = append(p.free, b[:0])
+	p.mu.Unlock()
+	defaultMetrics.bufferBytes.Sub(float64(p.size))
+	<-p.tokens
+}

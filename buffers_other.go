@@ -1,0 +1,6 @@
+//go:build !unix
+
+package cos
+
+// allocBuffer allocates a part buffer on the Go heap.
+func allocBuffer(size int) []byte { return make([]byte, 0, size) }
