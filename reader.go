@@ -18,8 +18,6 @@ import (
 // stream before it gives up.
 const maxReadResumes = 5
 
-
-
 // Reader streams the object at path from offset. A dropped connection is
 // resumed from the current position against the same object version
 // (If-Match on its ETag), so a pull survives it. A read from offset 0 is
