@@ -602,3 +602,9 @@ func rootCause(err error) error {
 	}
 	return err
 }
+
+// Client returns the COS SDK client the driver sends its requests with,
+// for what the driver does not wrap (bucket policies, lifecycle rules).
+func (d *Driver) Client() *cossdk.Client {
+	return d.Base.StorageDriver.(*driver).client
+}

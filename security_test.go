@@ -1,0 +1,59 @@
+package cos
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/registry-cos/cos/costest"
+	"github.com/sirupsen/logrus"
+	"github.com/stretchr/testify/require"
+)
+
+// TestTLSCertificatesAreChecked: an endpoint with a certificate the system
+// does not trust is refused, unless skipverify is set, which is logged.
+func TestTLSCertificatesAreChecked(t *testing.T) {
+	h, err := costest.NewHandler(costest.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { h.Close() })
+	ts := httptest.NewTLSServer(h)
+	t.Cleanup(ts.Close)
+	p := DefaultParameters()
+	p.SecretID, p.SecretKey = costest.DefaultSecretID, costest.DefaultSecretKey
+	p.Bucket, p.Region, p.Endpoint = costest.DefaultBucket, costest.DefaultRegion, ts.URL
+	p.MaxRetries = 0
+
+	_, err = New(context.Background(), p)
+	require.ErrorContains(t, err, "certificate")
+
+	var out bytes.Buffer
+	old := logrus.StandardLogger().Out
+	logrus.StandardLogger().SetOutput(&out)
+	t.Cleanup(func() { logrus.StandardLogger().SetOutput(old) })
+	p.SkipVerify = true
+	d, err := New(context.Background(), p)
+	require.NoError(t, err)
+	require.NoError(t, d.PutContent(context.Background(), "/tls", []byte("ok")))
+	require.Contains(t, out.String(), "skipverify")
+}
+
+// TestPresignedURLsExpire: a redirect URL works until redirectexpiry,
+// and is refused after.
+func TestPresignedURLsExpire(t *testing.T) {
+	srv := newServer(t, costest.Options{})
+	d := newTestDriver(t, srv, func(p *Parameters) { p.RedirectExpiry = time.Second })
+	require.NoError(t, d.PutContent(context.Background(), "/blob", []byte("data")))
+	r, _ := http.NewRequest(http.MethodGet, "http://registry/", nil)
+	u, err := d.RedirectURL(r, "/blob")
+	require.NoError(t, err)
+	resp, err := httpDo(http.MethodGet, u)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	time.Sleep(2100 * time.Millisecond)
+	resp, err = httpDo(http.MethodGet, u)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusForbidden, resp.StatusCode, "an expired URL is refused")
+}
