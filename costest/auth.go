@@ -107,10 +107,17 @@ func authFields(r *http.Request, query url.Values) (fields map[string]string, ok
 		fields = map[string]string{}
 		for part := range strings.SplitSeq(raw, "&") {
 			k, v, _ := strings.Cut(strings.TrimSpace(part), "=")
-			if u, err := url.QueryUnescape(v); err == nil && strings.Contains(v, "%") {
-				v = u
+			k = strings.ToLower(k)
+			// Only the times may arrive with ';' escaped as %3B. The
+			// header and parameter lists hold names in their encoded
+			// form ("%21" for a parameter named "!"): decoding them
+			// again would break the signature of such names.
+			if k == "q-sign-time" || k == "q-key-time" {
+				if u, err := url.QueryUnescape(v); err == nil {
+					v = u
+				}
 			}
-			fields[strings.ToLower(k)] = v
+			fields[k] = v
 		}
 		return fields, true
 	}
@@ -127,10 +134,12 @@ func authFields(r *http.Request, query url.Values) (fields map[string]string, ok
 }
 
 // isAuthParam tells the authorization's own query parameters from the
-// request's; they are never part of the signed parameters.
+// request's; they are never part of the signed parameters. Only the q-sign
+// field names and "sign" are the authorization's: another parameter that
+// merely starts with "q-" is the client's, and signed like any other.
 func isAuthParam(name string) bool {
 	name = strings.ToLower(name)
-	return name == "sign" || strings.HasPrefix(name, "q-")
+	return name == "sign" || slices.Contains(authFieldNames, name)
 }
 
 func parseKeyTime(s string) (start, end int64, ok bool) {

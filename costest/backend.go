@@ -58,10 +58,21 @@ type blobReader interface {
 
 // segment is a byte range of a blob; an object or part is the concatenation
 // of its segments.
+//
+// A segment also records the checksums of its bytes when they are known
+// (HasSum): every blob received from a client is hashed as it arrives, and
+// a slice of a segment read for a copy is hashed while it is read. Upload
+// Part - Copy then gets the CRC-64 of a range made of whole segments by
+// combining theirs, without reading any data. Records written before these
+// fields existed load with HasSum false; their segments are read when
+// needed.
 type segment struct {
 	Blob   string `json:"blob"`
 	Offset int64  `json:"offset"`
 	Size   int64  `json:"size"`
+	HasSum bool   `json:"hasSum,omitempty"`
+	CRC64  uint64 `json:"crc64,omitempty"`
+	MD5    string `json:"md5,omitempty"` // hex
 }
 
 // objectMeta is what a client stores with an object besides its bytes.

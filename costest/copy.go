@@ -1,13 +1,20 @@
 package costest
 
 import (
+	"crypto/md5"
+	"encoding/hex"
 	"encoding/xml"
+	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
 )
+
+// emptyMD5 is the MD5 of no bytes, the ETag of an empty part.
+const emptyMD5 = "d41d8cd98f00b204e9800998ecf8427e"
 
 func errInvalidCopySource() error {
 	return newError(http.StatusBadRequest, "InvalidCopySource", "The copy source must be <bucket>.cos.<region>.myqcloud.com/<key>.")
@@ -143,7 +150,9 @@ type copyPartResult struct {
 	LastModified string   `xml:"LastModified"`
 }
 
-// sliceSegments returns the segments covering n bytes from offset off.
+// sliceSegments returns the segments covering n bytes from offset off. A
+// segment taken whole keeps its checksums; a slice of one has none until
+// sumSegments computes them.
 func sliceSegments(segs []segment, off, n int64) []segment {
 	var out []segment
 	for _, sg := range segs {
@@ -155,25 +164,86 @@ func sliceSegments(segs []segment, off, n int64) []segment {
 			continue
 		}
 		k := min(sg.Size-off, n)
-		out = append(out, segment{Blob: sg.Blob, Offset: sg.Offset + off, Size: k})
+		if off == 0 && k == sg.Size {
+			out = append(out, sg)
+		} else {
+			out = append(out, segment{Blob: sg.Blob, Offset: sg.Offset + off, Size: k})
+		}
 		n -= k
 		off = 0
 	}
 	return out
 }
 
+// sumSegments gives every segment without checksums its CRC-64 and MD5,
+// reading only those segments, and reports how many bytes it read.
+func (h *Handler) sumSegments(segs []segment) (int64, error) {
+	var read int64
+	for i := range segs {
+		sg := &segs[i]
+		if sg.HasSum {
+			continue
+		}
+		d := newDigest()
+		if err := h.copyBlobRange(d, sg.Blob, sg.Offset, sg.Size); err != nil {
+			return read, err
+		}
+		if d.size != sg.Size {
+			return read, fmt.Errorf("costest: blob %s: read %d bytes of a %d-byte segment", sg.Blob, d.size, sg.Size)
+		}
+		read += sg.Size
+		sg.HasSum, sg.CRC64, sg.MD5 = true, d.crc, d.md5Hex()
+	}
+	return read, nil
+}
+
+// segmentsCRC64 combines the CRC-64s of segments that all have checksums
+// into the CRC-64 of their concatenation.
+func segmentsCRC64(segs []segment) uint64 {
+	var crc uint64
+	for _, sg := range segs {
+		crc = crc64Combine(crc, sg.CRC64, sg.Size)
+	}
+	return crc
+}
+
+// copiedPartETag is the ETag of a part made by Upload Part - Copy from
+// segments with checksums. A part of one segment gets that segment's MD5,
+// the MD5 of its bytes as for an uploaded part. A part of several segments
+// gets an ETag derived from the segments' MD5s and sizes instead of the MD5
+// of the whole range, which would need a read of all of it: COS documents
+// that an ETag is not always the MD5 of the content, and Complete only
+// compares the ETag a client sends with the one it was given. The derived
+// ETag still depends only on content (the same bytes stored as the same
+// pieces give the same ETag) and is 32 hex digits like an MD5, so the
+// multipart ETag of Complete is computed as for any part.
+func copiedPartETag(segs []segment) string {
+	switch len(segs) {
+	case 0:
+		return emptyMD5
+	case 1:
+		return segs[0].MD5
+	}
+	m := md5.New()
+	io.WriteString(m, "costest part copy\n")
+	for _, sg := range segs {
+		fmt.Fprintf(m, "%s %d\n", sg.MD5, sg.Size)
+	}
+	return hex.EncodeToString(m.Sum(nil))
+}
+
 // copySourceRange parses x-cos-copy-source-range, "bytes=first-last"
-// (inclusive); absent means the whole object. A bad range answers 400
-// InvalidArgument (COS's code is [UNCONFIRMED]).
+// (inclusive, both positions plain digits); absent means the whole object. A
+// bad range answers 400 InvalidArgument (COS's code is [UNCONFIRMED]).
 func copySourceRange(v string, size int64) (first, n int64, err error) {
 	if v == "" {
 		return 0, size, nil
 	}
 	spec, ok := strings.CutPrefix(v, "bytes=")
 	a, b, ok2 := strings.Cut(spec, "-")
-	first, err1 := strconv.ParseInt(a, 10, 64)
-	last, err2 := strconv.ParseInt(b, 10, 64)
-	if !ok || !ok2 || err1 != nil || err2 != nil || first < 0 || last < first || last >= size {
+	first, ok3 := parseDecimal(a)
+	last, ok4 := parseDecimal(b)
+	if !ok || !ok2 || !ok3 || !ok4 || last < first || last >= size {
 		return 0, 0, errInvalidArgument("x-cos-copy-source-range must be bytes=first-last within the source object.")
 	}
 	return first, last - first + 1, nil
@@ -203,12 +273,14 @@ func (q *request) uploadPartCopy() error {
 	if q.injectCompleteError() {
 		return nil
 	}
-	// The part shares the source's blobs; only its checksums need a read.
-	d := newDigest()
-	if err := q.h.streamSegments(d, src.Segments, first, n); err != nil {
+	// The part shares the source's blobs. Its CRC-64 combines those of the
+	// segments it is made of, so only segments cut by the range (at most
+	// the first and the last), or stored without checksums, are read.
+	segs := sliceSegments(src.Segments, first, n)
+	if _, err := q.h.sumSegments(segs); err != nil {
 		return err
 	}
-	p := &partRecord{Number: number, ETag: d.md5Hex(), Size: n, CRC64: d.crc, Modified: time.Now().UTC(), Segments: sliceSegments(src.Segments, first, n)}
+	p := &partRecord{Number: number, ETag: copiedPartETag(segs), Size: n, CRC64: segmentsCRC64(segs), Modified: time.Now().UTC(), Segments: segs}
 	if err := q.h.store.putPart(q.bucket, q.key, id, p); err != nil {
 		return err
 	}

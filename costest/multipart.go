@@ -136,7 +136,7 @@ func (q *request) completeUpload() error {
 		return err
 	}
 	var req completeRequest
-	if err := xml.Unmarshal(body, &req); err != nil || len(req.Parts) == 0 {
+	if err := decodeXMLDocument(body, "CompleteMultipartUpload", &req); err != nil || len(req.Parts) == 0 {
 		return errMalformedXML()
 	}
 	if _, _, err := q.h.store.upload(q.bucket, q.key, id); err != nil {

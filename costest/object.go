@@ -5,6 +5,8 @@ import (
 	"crypto/md5"
 	"encoding/base64"
 	"encoding/xml"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -130,7 +132,7 @@ func (q *request) receiveBlob(limit int64) (segment, *digest, error) {
 	if err != nil {
 		return segment{}, nil, err
 	}
-	return segment{Blob: id, Size: d.size}, d, nil
+	return segment{Blob: id, Size: d.size, HasSum: true, CRC64: d.crc, MD5: d.md5Hex()}, d, nil
 }
 
 // dropBlob removes a committed blob that no record took: the store refused
@@ -263,41 +265,58 @@ func errInvalidRange(size int64) error {
 
 // parseRange reads a single-range Range header against an object size.
 // Multiple or malformed ranges are refused: COS documents a single range
-// only and its answer to others is [UNCONFIRMED].
+// only and its answer to others is [UNCONFIRMED]. Positions are plain
+// decimal digits (RFC 9110): a sign, as strconv would accept, is malformed.
 func parseRange(v string, size int64) (first, last int64, err error) {
+	malformed := errInvalidArgument("The Range header must be a single range of the form bytes=first-last.")
 	spec, ok := strings.CutPrefix(strings.TrimSpace(v), "bytes=")
 	if !ok || strings.Contains(spec, ",") {
-		return 0, 0, errInvalidArgument("The Range header must be a single range of the form bytes=first-last.")
+		return 0, 0, malformed
 	}
 	a, b, ok := strings.Cut(spec, "-")
 	if !ok {
-		return 0, 0, errInvalidArgument("The Range header must be a single range of the form bytes=first-last.")
+		return 0, 0, malformed
 	}
 	if a == "" {
-		n, perr := strconv.ParseInt(b, 10, 64)
-		if perr != nil || n < 0 {
-			return 0, 0, errInvalidArgument("The Range header is malformed.")
+		n, ok := parseDecimal(b)
+		if !ok {
+			return 0, 0, malformed
 		}
 		if n == 0 || size == 0 {
 			return 0, 0, errInvalidRange(size)
 		}
 		return max(size-n, 0), size - 1, nil
 	}
-	first, perr := strconv.ParseInt(a, 10, 64)
-	if perr != nil || first < 0 {
-		return 0, 0, errInvalidArgument("The Range header is malformed.")
+	first, ok = parseDecimal(a)
+	if !ok {
+		return 0, 0, malformed
 	}
 	last = size - 1
 	if b != "" {
-		last, perr = strconv.ParseInt(b, 10, 64)
-		if perr != nil || last < first {
-			return 0, 0, errInvalidArgument("The Range header is malformed.")
+		last, ok = parseDecimal(b)
+		if !ok || last < first {
+			return 0, 0, malformed
 		}
 	}
 	if first >= size {
 		return 0, 0, errInvalidRange(size)
 	}
 	return first, min(last, size-1), nil
+}
+
+// parseDecimal reads a non-negative decimal integer made of digits only
+// (no sign, no spaces), as byte positions are written.
+func parseDecimal(s string) (int64, bool) {
+	if s == "" {
+		return 0, false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, false
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	return n, err == nil
 }
 
 func (q *request) getObject(head bool) error {
@@ -449,7 +468,7 @@ func (q *request) deleteMultiple() error {
 		return err
 	}
 	var req deleteRequest
-	if err := xml.Unmarshal(body, &req); err != nil || len(req.Objects) == 0 {
+	if err := decodeXMLDocument(body, "Delete", &req); err != nil || len(req.Objects) == 0 {
 		return errMalformedXML()
 	}
 	// More than 1000 keys: COS's answer is [UNCONFIRMED]; S3 answers
@@ -473,6 +492,58 @@ func (q *request) deleteMultiple() error {
 	}
 	q.writeXML(res)
 	return nil
+}
+
+// decodeXMLDocument decodes a request body that must be exactly one XML
+// document whose root element is named root. xml.Unmarshal alone would take
+// any root element and ignore whatever follows it (a second element, text),
+// which COS refuses as MalformedXML.
+func decodeXMLDocument(body []byte, root string, v any) error {
+	d := xml.NewDecoder(bytes.NewReader(body))
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			return err
+		}
+		switch tok := tok.(type) {
+		case xml.StartElement:
+			if tok.Name.Local != root {
+				return fmt.Errorf("root element %s, want %s", tok.Name.Local, root)
+			}
+			if err := d.DecodeElement(v, &tok); err != nil {
+				return err
+			}
+			return checkXMLEnd(d)
+		case xml.CharData:
+			if len(bytes.TrimSpace(tok)) != 0 {
+				return errors.New("text before the root element")
+			}
+		case xml.Comment, xml.ProcInst, xml.Directive:
+		}
+	}
+}
+
+// checkXMLEnd accepts only white space, comments and processing
+// instructions after the root element.
+func checkXMLEnd(d *xml.Decoder) error {
+	for {
+		tok, err := d.Token()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		switch tok := tok.(type) {
+		case xml.Comment, xml.ProcInst:
+		case xml.CharData:
+			if len(bytes.TrimSpace(tok)) != 0 {
+				return errors.New("text after the root element")
+			}
+		default:
+			return errors.New("content after the root element")
+		}
+	}
 }
 
 // copyBuffered is io.Copy with a large pooled buffer; it still lets dst use

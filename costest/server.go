@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -219,9 +220,9 @@ func (h *Handler) serve(q *request) error {
 		bucket, region = h.bucket, h.region
 	}
 	q.bucket = bucket
-	if len(q.r.URL.Path) > 0 {
-		q.key = q.r.URL.Path[1:]
-	}
+	// The key is the decoded path without its leading slash. A request
+	// target of "*" or an absolute URL without a path has no slash to drop.
+	q.key = strings.TrimPrefix(q.r.URL.Path, "/")
 	if q.op == opPutBucket {
 		return q.putBucket(region)
 	}

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -103,9 +104,9 @@ defaults; its storage driver section is ignored. Stop with Ctrl-C.`,
 			}
 		},
 	}
-	cmd.Flags().StringVar(&opts.Addr, "addr", defaultDevAddr, "registry listen address (host:port; port 0 picks a free port)")
-	cmd.Flags().StringVar(&opts.DataDir, "data", defaultDevDataDir, "directory that keeps the emulator's bucket across restarts")
-	cmd.Flags().StringVar(&opts.ConfigFile, "config", "", "optional registry configuration file merged over the dev defaults")
+	cmd.Flags().StringVar(&opts.Addr, "addr", defaultDevAddr, "registry listen address `HOST:PORT` (port 0 picks a free port)")
+	cmd.Flags().StringVar(&opts.DataDir, "data", defaultDevDataDir, "keep the emulator's bucket under `DIR`/cos, across restarts")
+	cmd.Flags().StringVar(&opts.ConfigFile, "config", "", "optional registry configuration `FILE` merged over the dev defaults")
 	return cmd
 }
 
@@ -182,19 +183,38 @@ func startDev(ctx context.Context, opts devOptions) (*devRegistry, error) {
 		return nil, fmt.Errorf("starting the COS emulator: %w", err)
 	}
 
-	config, err := devConfiguration(opts, emulator, secret, redirectUsable)
+	config, err := devConfiguration(opts, emulator, emulatorEndpoint(emulator.URL, emulatorHost), secret, redirectUsable)
 	if err != nil {
-		emulator.Close()
+		_ = emulator.Close()
 		return nil, err
 	}
 
 	dev, err := startRegistryServer(ctx, config, logOut)
 	if err != nil {
-		emulator.Close()
+		_ = emulator.Close()
 		return nil, err
 	}
 	dev.Emulator = emulator
+	// http.addr may come from --config rather than --addr.
+	if listenHost, _, err := net.SplitHostPort(config.HTTP.Addr); err == nil {
+		host = listenHost
+	}
+	dev.Addr = displayAddress(host, dev.Addr)
 	return dev, nil
+}
+
+// displayAddress is the address to show users: the host they asked for with
+// the port actually bound, or 127.0.0.1 for a wildcard host.
+func displayAddress(requestedHost, boundAddr string) string {
+	_, port, err := net.SplitHostPort(boundAddr)
+	if err != nil {
+		return boundAddr
+	}
+	host := requestedHost
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
 }
 
 // startRegistryServer binds config.HTTP.Addr and serves the registry
@@ -246,14 +266,16 @@ func (d *devRegistry) Close(ctx context.Context) error {
 		err = errors.Join(err, appErr)
 	}
 	if d.Emulator != nil {
-		d.Emulator.Close()
+		if emuErr := d.Emulator.Close(); emuErr != nil {
+			err = errors.Join(err, emuErr)
+		}
 	}
 	return err
 }
 
 // devConfiguration merges the optional configuration file over the dev
 // defaults, then points storage at the emulator.
-func devConfiguration(opts devOptions, emulator *costest.Server, secret string, redirectUsable bool) (*configuration.Configuration, error) {
+func devConfiguration(opts devOptions, emulator *costest.Server, endpoint, secret string, redirectUsable bool) (*configuration.Configuration, error) {
 	merged := map[any]any{}
 	if err := yaml.Unmarshal([]byte(devDefaults), &merged); err != nil {
 		return nil, fmt.Errorf("dev defaults: %w", err)
@@ -323,12 +345,25 @@ func devConfiguration(opts devOptions, emulator *costest.Server, secret string, 
 		"secretkey": emulator.SecretKey,
 		"region":    emulator.Region,
 		"bucket":    emulator.Bucket,
-		"endpoint":  emulator.URL,
+		"endpoint":  endpoint,
 	}
 	if opts.AddrSet {
 		config.HTTP.Addr = opts.Addr
 	}
 	return config, nil
+}
+
+// emulatorEndpoint is the emulator's base URL under the host name the
+// registry was started with. Presigned redirect URLs carry this host, and
+// clients such as go-containerregistry refuse a redirect from one host to a
+// different loopback or private address (localhost:5000 to 127.0.0.1:PORT).
+func emulatorEndpoint(emulatorURL, host string) string {
+	u, err := url.Parse(emulatorURL)
+	if err != nil || host == "" || net.ParseIP(host) != nil {
+		return emulatorURL
+	}
+	u.Host = net.JoinHostPort(host, u.Port())
+	return u.String()
 }
 
 // isStorageOption reports whether key is one of the storage section's
@@ -413,6 +448,6 @@ Push and pull with any OCI client, for example:
 
 Stop with Ctrl-C.
 
-`, versionString(), addr, dev.Emulator.URL, dev.Emulator.Bucket, dev.Emulator.Region,
+`, versionString(), addr, dev.Config.Storage.Parameters()["endpoint"], dev.Emulator.Bucket, dev.Emulator.Region,
 		filepath.Join(dataDir, "cos"), redirect, addr, addr, addr, addr, addr, addr)
 }

@@ -88,5 +88,5 @@ func printVersion(w io.Writer) {
 		}
 	}
 	details = append(details, runtime.Version())
-	fmt.Fprintf(w, "%s %s (%s)\n", programName, version.Version(), strings.Join(details, ", "))
+	fmt.Fprintf(w, "%s %s (%s)\n", programName, versionString(), strings.Join(details, ", "))
 }

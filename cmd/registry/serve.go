@@ -112,13 +112,20 @@ func resolveConfiguration(args []string) (*configuration.Configuration, error) {
 }
 
 // parseConfigurationFile parses one configuration file.
-func parseConfigurationFile(path string) (*configuration.Configuration, error) {
+func parseConfigurationFile(path string) (config *configuration.Configuration, err error) {
+	defer func() {
+		// Storage.Type panics when the file and the environment
+		// (REGISTRY_STORAGE_<DRIVER>_...) name two storage drivers.
+		if r := recover(); r != nil {
+			config, err = nil, fmt.Errorf("configuration error: %s: %w", path, startupError(r))
+		}
+	}()
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("configuration error: %w", err)
 	}
 	defer f.Close()
-	config, err := configuration.Parse(f)
+	config, err = configuration.Parse(f)
 	if err != nil {
 		return nil, fmt.Errorf("configuration error: %s: %w", path, err)
 	}
@@ -212,6 +219,12 @@ func configureLogging(config *configuration.Configuration) error {
 }
 
 // versionString is the version stamped at build time (see the Makefile).
+// Unstamped builds (go run, go build) carry distribution's own default,
+// "v3.1.2+unknown", which is not this program's version: they say "devel".
 func versionString() string {
-	return version.Version()
+	v := version.Version()
+	if strings.HasSuffix(v, "+unknown") {
+		return "devel"
+	}
+	return v
 }
