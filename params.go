@@ -144,6 +144,9 @@ var parameterNames = []string{
 	"multipartcopythreshold", "multipartcopychunksize", "useragent",
 }
 
+// ParameterNames returns the configuration keys the driver accepts, sorted.
+func ParameterNames() []string { return sortedCopy(parameterNames) }
+
 // storageClasses are the classes a registry can read back immediately.
 // ARCHIVE and DEEP_ARCHIVE need a restore before every read, so they are refused.
 var storageClasses = []string{
@@ -164,7 +167,7 @@ func ParseParameters(m map[string]any) (Parameters, error) {
 	p := DefaultParameters()
 	for key := range m {
 		if !contains(parameterNames, strings.ToLower(key)) {
-			return p, fmt.Errorf("cos: unknown parameter %q (accepted: %s)", key, strings.Join(sortedCopy(parameterNames), ", "))
+			return p, fmt.Errorf("cos: unknown parameter %q (accepted: %s)", key, strings.Join(ParameterNames(), ", "))
 		}
 	}
 	get := func(name string) any {
