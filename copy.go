@@ -3,7 +3,6 @@ package cos
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"sync"
 
 	cossdk "github.com/tencentyun/cos-go-sdk-v5"
@@ -92,6 +91,3 @@ func (d *driver) multipartCopy(ctx context.Context, src, dst string, head object
 	}
 	return nil
 }
-
-// formatCRC renders a CRC64 as COS does: unsigned decimal.
-func formatCRC(crc uint64) string { return strconv.FormatUint(crc, 10) }

@@ -15,6 +15,9 @@ func parseCRC(header string) (crc uint64, ok bool) {
 	return crc, err == nil
 }
 
+// formatCRC renders a CRC64 as COS does: unsigned decimal.
+func formatCRC(crc uint64) string { return strconv.FormatUint(crc, 10) }
+
 // crcCombine returns the CRC of A followed by B from crc(A), crc(B) and
 // len(B), without the data (the GF(2) matrix method zlib uses), so the
 // writer can check a whole object from the CRCs of its parts.

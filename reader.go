@@ -8,7 +8,6 @@ import (
 	"hash/crc64"
 	"io"
 	"net/http"
-	"strconv"
 
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 	cossdk "github.com/tencentyun/cos-go-sdk-v5"
@@ -156,7 +155,7 @@ func (r *resumingReader) checkCRC() error {
 	if r.crc == nil {
 		return io.EOF
 	}
-	got := strconv.FormatUint(r.crc.Sum64(), 10)
+	got := formatCRC(r.crc.Sum64())
 	r.crc = nil
 	if got != r.wantCRC {
 		return fmt.Errorf("cos: %s is corrupt: CRC64 of the data read is %s, COS recorded %s", r.path, got, r.wantCRC)

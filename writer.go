@@ -379,7 +379,7 @@ func (w *writer) complete(ctx context.Context) error {
 		list[i] = cossdk.Object{PartNumber: p.Number, ETag: p.ETag}
 		crc = crcCombine(crc, p.CRC64, p.Size)
 	}
-	want := strconv.FormatUint(crc, 10)
+	want := formatCRC(crc)
 	err := w.d.do(ctx, "CompleteMultipartUpload", w.key, func(ctx context.Context) (*cossdk.Response, error) {
 		_, resp, err := w.d.client.Object.CompleteMultipartUpload(ctx, w.key, w.uploadID,
 			&cossdk.CompleteMultipartUploadOptions{Parts: list})
