@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 
 	cos "github.com/tencentyun/cos-go-sdk-v5"
@@ -12,7 +13,7 @@ import (
 // benchPartCopy builds a 256 MiB object of 16 MiB parts, then times Upload
 // Part - Copy of it in 32 MiB ranges (the registry's server-side Move), one
 // request at a time; ns/part is the cost of one 32 MiB part copy.
-func benchPartCopy(b *testing.B, dir string) {
+func benchPartCopy(b *testing.B, dir string, parallel bool) {
 	const (
 		objectSize = 256 << 20
 		partSize   = 16 << 20
@@ -39,14 +40,28 @@ func benchPartCopy(b *testing.B, dir string) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		var wg sync.WaitGroup
+		errs := make(chan error, objectSize/copySize)
 		for i := range objectSize / copySize {
 			first := int64(i) * copySize
-			_, _, err := c.Object.CopyPart(ctx, "bench/dst", init.UploadID, i+1, src,
-				&cos.ObjectCopyPartOptions{XCosCopySourceRange: fmt.Sprintf("bytes=%d-%d", first, first+copySize-1)})
+			copyPart := func() {
+				_, _, err := c.Object.CopyPart(ctx, "bench/dst", init.UploadID, i+1, src,
+					&cos.ObjectCopyPartOptions{XCosCopySourceRange: fmt.Sprintf("bytes=%d-%d", first, first+copySize-1)})
+				errs <- err
+			}
+			if parallel {
+				wg.Go(copyPart)
+			} else {
+				copyPart()
+			}
+			copies++
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
 			if err != nil {
 				b.Fatal(err)
 			}
-			copies++
 		}
 		c.Object.AbortMultipartUpload(ctx, "bench/dst", init.UploadID)
 	}
@@ -56,6 +71,8 @@ func benchPartCopy(b *testing.B, dir string) {
 // BenchmarkUploadPartCopy measures the server-side part copy of a registry
 // Move: 32 MiB ranges of a 256 MiB object made of 16 MiB parts.
 func BenchmarkUploadPartCopy(b *testing.B) {
-	b.Run("memory", func(b *testing.B) { benchPartCopy(b, "") })
-	b.Run("disk", func(b *testing.B) { benchPartCopy(b, b.TempDir()) })
+	b.Run("memory", func(b *testing.B) { benchPartCopy(b, "", false) })
+	b.Run("disk", func(b *testing.B) { benchPartCopy(b, b.TempDir(), false) })
+	b.Run("memory-parallel", func(b *testing.B) { benchPartCopy(b, "", true) })
+	b.Run("disk-parallel", func(b *testing.B) { benchPartCopy(b, b.TempDir(), true) })
 }

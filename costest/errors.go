@@ -2,7 +2,6 @@ package costest
 
 import (
 	"encoding/xml"
-	"errors"
 	"net/http"
 	"strconv"
 )
@@ -25,10 +24,6 @@ func (e *cosError) Error() string {
 func newError(status int, code, message string) *cosError {
 	return &cosError{status: status, code: code, message: message}
 }
-
-// errDropConnection makes the top-level handler drop the connection instead
-// of answering: an injected fault or a client whose body could not be read.
-var errDropConnection = errors.New("costest: drop connection")
 
 // Frequently used errors. Messages follow the S3-style texts COS uses.
 func errNoSuchKey() *cosError {

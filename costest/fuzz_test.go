@@ -253,9 +253,6 @@ func FuzzRequestTarget(f *testing.F) {
 	})
 }
 
-// digitsOnly is a non-negative decimal integer with no sign.
-var digitsOnly = regexp.MustCompile(`^[0-9]+$`)
-
 // validCount is the list parsers' rule for max-keys, max-uploads and
 // max-parts: empty (the default) or a non-negative integer.
 func validCount(v string) bool {

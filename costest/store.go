@@ -167,15 +167,6 @@ func (s *store) openObject(bucket, key string) (*objectRecord, func(), error) {
 	return o, func() { s.releaseLocked(o.Segments) }, nil
 }
 
-// pin takes extra references on segments the caller got from a record it
-// read under the lock; see openObject.
-func (s *store) pin(segs []segment) func() {
-	s.mu.Lock()
-	s.acquire(segs)
-	s.mu.Unlock()
-	return func() { s.releaseLocked(segs) }
-}
-
 // putObject stores rec under its key, replacing what the key held. The new
 // record takes its own references on its segments.
 func (s *store) putObject(bucket string, rec *objectRecord) error {

@@ -53,6 +53,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.Float64Var(&bandwidth, "bandwidth", 0, "per-connection body transfer cap in `MBPS` (1 MB = 1e6 bytes); 0 = none")
 	fs.Float64Var(&o.Faults.ErrorRate, "error-rate", 0, "`fraction` of requests answered 500 InternalError or 503 SlowDown")
 	fs.Float64Var(&o.Faults.DropRate, "drop-rate", 0, "`fraction` of requests whose connection is dropped mid-body")
+	fs.Float64Var(&o.Faults.CompleteErrorRate, "complete-error-rate", 0,
+		"`fraction` of Complete Multipart Upload, PUT Object - Copy and Upload Part - Copy requests answered 200 with an <Error> body, not applied")
 	fs.DurationVar(&o.Faults.ListLag, "list-lag", 0, "`duration` by which listings lag behind writes")
 	fs.StringVar(&cfg.adminAddr, "admin-addr", "", "`address` serving GET /stats and POST /stats/reset; empty = off")
 	if err := fs.Parse(args); err != nil {
@@ -61,8 +63,13 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if fs.NArg() > 0 {
 		return config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	for name, v := range map[string]float64{"-error-rate": o.Faults.ErrorRate, "-drop-rate": o.Faults.DropRate} {
-		if v < 0 || v > 1 {
+	for _, r := range []struct {
+		name string
+		v    float64
+	}{{"-error-rate", o.Faults.ErrorRate}, {"-drop-rate", o.Faults.DropRate}, {"-complete-error-rate", o.Faults.CompleteErrorRate}} {
+		// The negated test also refuses NaN, which compares false with
+		// everything and would otherwise pass as a rate.
+		if name, v := r.name, r.v; !(v >= 0 && v <= 1) {
 			return config{}, fmt.Errorf("%s %v: must be a fraction between 0 and 1", name, v)
 		}
 	}

@@ -7,11 +7,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/registry-cos/cos/costest"
+	cos "github.com/tencentyun/cos-go-sdk-v5"
 )
 
 func TestParseFlags(t *testing.T) {
@@ -29,9 +31,11 @@ func TestParseFlags(t *testing.T) {
 			}
 		}},
 		{"all flags", []string{"-addr", ":0", "-data", "/d", "-bucket", "b-1", "-region", "ap-beijing", "-secret-id", "id", "-secret-key", "key",
-			"-latency", "5ms", "-bandwidth", "2.5", "-error-rate", "0.1", "-drop-rate", "1", "-list-lag", "1s", "-admin-addr", ":0"}, "", func(t *testing.T, c config) {
+			"-latency", "5ms", "-bandwidth", "2.5", "-error-rate", "0.1", "-drop-rate", "1", "-complete-error-rate", "0.25",
+			"-list-lag", "1s", "-admin-addr", ":0"}, "", func(t *testing.T, c config) {
 			f := c.options.Faults
-			if f.Bandwidth != 2_500_000 || f.Latency != 5*time.Millisecond || f.ErrorRate != 0.1 || f.DropRate != 1 || f.ListLag != time.Second {
+			if f.Bandwidth != 2_500_000 || f.Latency != 5*time.Millisecond || f.ErrorRate != 0.1 || f.DropRate != 1 ||
+				f.CompleteErrorRate != 0.25 || f.ListLag != time.Second {
 				t.Errorf("faults = %+v", f)
 			}
 			if c.options.Dir != "/d" || c.options.Bucket != "b-1" || c.options.Credentials[0].SecretKey != "key" || c.adminAddr != ":0" {
@@ -40,6 +44,20 @@ func TestParseFlags(t *testing.T) {
 		}},
 		{"error rate above 1", []string{"-error-rate", "1.5"}, "-error-rate 1.5: must be a fraction between 0 and 1", nil},
 		{"negative drop rate", []string{"-drop-rate", "-0.1"}, "-drop-rate -0.1", nil},
+		{"complete error rate defaults to 0", nil, "", func(t *testing.T, c config) {
+			if c.options.Faults.CompleteErrorRate != 0 {
+				t.Errorf("CompleteErrorRate = %v", c.options.Faults.CompleteErrorRate)
+			}
+		}},
+		{"complete error rate of 1", []string{"-complete-error-rate", "1"}, "", func(t *testing.T, c config) {
+			if c.options.Faults.CompleteErrorRate != 1 {
+				t.Errorf("CompleteErrorRate = %v", c.options.Faults.CompleteErrorRate)
+			}
+		}},
+		{"complete error rate above 1", []string{"-complete-error-rate", "1.01"}, "-complete-error-rate 1.01: must be a fraction between 0 and 1", nil},
+		{"negative complete error rate", []string{"-complete-error-rate", "-0.5"}, "-complete-error-rate -0.5", nil},
+		{"complete error rate NaN", []string{"-complete-error-rate", "NaN"}, "-complete-error-rate NaN", nil},
+		{"complete error rate not a number", []string{"-complete-error-rate", "half"}, "invalid value", nil},
 		{"negative bandwidth", []string{"-bandwidth", "-1"}, "-bandwidth -1", nil},
 		{"negative latency", []string{"-latency", "-1s"}, "must not be negative", nil},
 		{"empty secret", []string{"-secret-key", ""}, "must not be empty", nil},
@@ -129,4 +147,37 @@ func freeAddr(t *testing.T) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+// TestCompleteErrorRateFlag runs an emulator configured by
+// -complete-error-rate 1: a copy is answered 200 with an <Error> body and
+// not applied.
+func TestCompleteErrorRateFlag(t *testing.T) {
+	cfg, err := parseFlags([]string{"-addr", "127.0.0.1:0", "-complete-error-rate", "1"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := costest.NewServer(cfg.options)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	u, _ := url.Parse(srv.URL)
+	c := cos.NewClient(&cos.BaseURL{BucketURL: u}, &http.Client{
+		Transport: &cos.AuthorizationTransport{SecretID: srv.SecretID, SecretKey: srv.SecretKey},
+	})
+	ctx := context.Background()
+	if _, err := c.Object.Put(ctx, "src", strings.NewReader("data"), nil); err != nil {
+		t.Fatal(err)
+	}
+	_, resp, err := c.Object.Copy(ctx, "dst", u.Host+"/src", nil)
+	if err == nil {
+		t.Fatalf("copy succeeded (status %d) with -complete-error-rate 1", resp.StatusCode)
+	}
+	if got := srv.Stats().Faults["complete-error"]; got < 1 {
+		t.Errorf("complete-error faults = %d, want at least 1", got)
+	}
+	if _, err := c.Object.Head(ctx, "dst", nil); err == nil {
+		t.Errorf("the failed copy was applied")
+	}
 }
