@@ -206,6 +206,10 @@ func (d *driver) checkBucket(ctx context.Context) error {
 			return fmt.Errorf("cos: access to %s denied: check secretid, secretkey and that the key's CAM policy allows this bucket", where)
 		}
 	}
+	var local *localError
+	if errors.As(err, &local) {
+		return local.err // such as credentials that could not be had
+	}
 	if statusOf(err) == 0 {
 		return fmt.Errorf("cos: cannot reach %s at %s: %v", where, d.client.BaseURL.BucketURL, rootCause(err))
 	}

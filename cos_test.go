@@ -636,3 +636,24 @@ func TestDeleteCosts(t *testing.T) {
 	_, err = d.Stat(ctx, "/blobs/ab/abce/data")
 	require.NoError(t, err)
 }
+
+// TestResumeSurvivesDroppedConnections: reading the upload-state record is
+// retried when the connection drops mid-record, so a PATCH does not fail.
+func TestResumeSurvivesDroppedConnections(t *testing.T) {
+	ctx := context.Background()
+	srv := newServer(t, costest.Options{Seed: 11})
+	d := newTestDriver(t, srv, func(p *Parameters) { p.MaxRetries = 30 })
+	w, err := d.Writer(ctx, "/upload", false)
+	require.NoError(t, err)
+	_, err = w.Write(randomBytes(t, 700*kib))
+	require.NoError(t, err)
+	require.NoError(t, w.Close())
+	srv.SetFaults(costest.Faults{DropRate: 0.5})
+	for i := range 5 {
+		w, err := d.Writer(ctx, "/upload", true)
+		require.NoError(t, err, "resume %d", i)
+		require.EqualValues(t, 700*kib, w.Size())
+	}
+	srv.SetFaults(costest.Faults{})
+	require.Positive(t, srv.Stats().Faults["drop"], "connections were dropped")
+}

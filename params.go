@@ -359,11 +359,22 @@ func parseString(name string, v any, dst *string, secret bool) error {
 		*dst = fmt.Sprint(v)
 	default:
 		if secret {
-			return fmt.Errorf("cos: parameter %s must be a string, got a %T", name, v)
+			return fmt.Errorf("cos: parameter %s must be a string, got %s", name, kindOf(v))
 		}
-		return fmt.Errorf("cos: parameter %s must be a string, got %v (%T)", name, v, v)
+		return fmt.Errorf("cos: parameter %s must be a string, got %s %v", name, kindOf(v), v)
 	}
 	return nil
+}
+
+// kindOf names a YAML value's kind in words an operator knows.
+func kindOf(v any) string {
+	switch v.(type) {
+	case map[any]any, map[string]any:
+		return "a map"
+	case []any:
+		return "a list"
+	}
+	return fmt.Sprintf("a %T", v)
 }
 
 func parseBool(name string, v any, dst *bool) error {

@@ -93,24 +93,19 @@ func (d *driver) Writer(ctx context.Context, path string, append bool) (storaged
 	if !append {
 		return w, nil
 	}
-	body, head, err := d.get(ctx, key, 0, "")
+	data, head, err := d.getUploadState(ctx, key)
 	if err != nil {
 		if isNotFound(err) {
 			return nil, storagedriver.PathNotFoundError{Path: path}
 		}
 		return nil, err
 	}
-	defer body.Close()
 	if head.uploadSize < 0 {
 		// Committed content: only an empty object can be appended to.
 		if head.size != 0 {
 			return nil, fmt.Errorf("cos: cannot append to %s: it holds %d bytes of committed content", path, head.size)
 		}
 		return w, nil
-	}
-	data, err := io.ReadAll(body)
-	if err != nil {
-		return nil, err
 	}
 	state, tail, err := decodeUploadState(data)
 	if err != nil {
@@ -124,6 +119,28 @@ func (d *driver) Writer(ctx context.Context, path string, append bool) (storaged
 	w.tail = tail
 	w.dirty = false
 	return w, nil
+}
+
+// getUploadState reads the upload-state record at key in one GET. The body
+// is read inside the retried request, so a connection dropped mid-record
+// is sent again rather than failing the registry's PATCH. For committed
+// content only the headers are read.
+func (d *driver) getUploadState(ctx context.Context, key string) ([]byte, objectHead, error) {
+	var data []byte
+	var head objectHead
+	err := d.do(ctx, "GetObject", key, func(ctx context.Context) (*cossdk.Response, error) {
+		resp, err := d.client.Object.Get(ctx, key, nil)
+		if err != nil {
+			return resp, err
+		}
+		defer resp.Body.Close()
+		head = headOf(resp.Header, resp.ContentLength)
+		if head.uploadSize >= 0 {
+			data, err = io.ReadAll(resp.Body)
+		}
+		return resp, err
+	})
+	return data, head, err
 }
 
 // writer uploads a file as one PUT when it is small, else as a multipart

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -64,7 +65,14 @@ func TestMain(m *testing.M) {
 // startEmulator starts a disk-backed COS emulator for one test.
 func startEmulator(t *testing.T) *costest.Server {
 	t.Helper()
-	emulator, err := costest.NewServer(costest.Options{Dir: t.TempDir(), Addr: "127.0.0.1:0"})
+	return startEmulatorWith(t, costest.Options{Dir: t.TempDir(), Addr: "127.0.0.1:0"})
+}
+
+// startEmulatorWith starts a COS emulator with opts (faults, credentials,
+// a memory backend when Dir is empty) for one test.
+func startEmulatorWith(t *testing.T, opts costest.Options) *costest.Server {
+	t.Helper()
+	emulator, err := costest.NewServer(opts)
 	if err != nil {
 		t.Fatalf("starting the COS emulator: %v", err)
 	}
@@ -78,11 +86,18 @@ type registryOptions struct {
 	Redirect bool
 	// RootDirectory is the driver's rootdirectory parameter.
 	RootDirectory string
+	// MaxRetries is the driver's maxretries parameter; 0 leaves the
+	// driver's default.
+	MaxRetries int
 }
 
 // registryConfigYAML renders a registry configuration for the emulator, the
 // way an operator would write it.
 func registryConfigYAML(emulator *costest.Server, opts registryOptions) string {
+	retries := ""
+	if opts.MaxRetries != 0 {
+		retries = fmt.Sprintf("\n    maxretries: %d", opts.MaxRetries)
+	}
 	return fmt.Sprintf(`version: 0.1
 log:
   level: warn
@@ -99,7 +114,7 @@ storage:
     bucket: %q
     endpoint: %q
     rootdirectory: %q
-    chunksize: %d
+    chunksize: %d%s
   delete:
     enabled: true
   redirect:
@@ -108,7 +123,7 @@ storage:
     uploadpurging:
       enabled: false
 `, testHTTPSecret, emulator.SecretID, emulator.SecretKey, emulator.Region, emulator.Bucket,
-		emulator.URL, opts.RootDirectory, testChunkSize, !opts.Redirect)
+		emulator.URL, opts.RootDirectory, testChunkSize, retries, !opts.Redirect)
 }
 
 // testRegistry is a registry application served on a local port.
@@ -255,51 +270,80 @@ func mustDigest(t *testing.T, d interface{ Digest() (v1.Hash, error) }) v1.Hash 
 // want's content.
 func pullAndVerifyImage(t *testing.T, ref name.Reference, want v1.Image) {
 	t.Helper()
-	got, err := remote.Image(ref, remote.WithContext(testContext(t)))
-	if err != nil {
-		t.Fatalf("pulling %s: %v", ref, err)
+	if err := checkImage(testContext(t), ref, want); err != nil {
+		t.Fatal(err)
 	}
-	if g, w := mustDigest(t, got), mustDigest(t, want); g != w {
-		t.Fatalf("pulling %s: manifest digest %s, want %s", ref, g, w)
+}
+
+// errCorrupt marks a pull that completed but returned content other than
+// what was pushed, as opposed to one that failed.
+var errCorrupt = errors.New("content differs from what was pushed")
+
+// checkImage pulls ref with opts and checks it as pullAndVerifyImage does.
+// A mismatch is reported as errCorrupt; any other error is a failed pull.
+func checkImage(ctx context.Context, ref name.Reference, want v1.Image, opts ...remote.Option) error {
+	got, err := remote.Image(ref, append([]remote.Option{remote.WithContext(ctx)}, opts...)...)
+	if err != nil {
+		return fmt.Errorf("pulling %s: %w", ref, err)
+	}
+	gotDigest, err := got.Digest()
+	if err != nil {
+		return fmt.Errorf("pulling %s: %w", ref, err)
+	}
+	wantDigest, err := want.Digest()
+	if err != nil {
+		return err
+	}
+	if gotDigest != wantDigest {
+		return fmt.Errorf("pulling %s: manifest digest %s, want %s: %w", ref, gotDigest, wantDigest, errCorrupt)
 	}
 	rawConfig, err := got.RawConfigFile()
 	if err != nil {
-		t.Fatalf("pulling the config of %s: %v", ref, err)
+		return fmt.Errorf("pulling the config of %s: %w", ref, err)
 	}
 	configName, err := want.ConfigName()
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	if h := sha256Hex(rawConfig); "sha256:"+h != configName.String() {
-		t.Fatalf("config blob of %s has digest sha256:%s, want %s", ref, h, configName)
+		return fmt.Errorf("config blob of %s has digest sha256:%s, want %s: %w", ref, h, configName, errCorrupt)
 	}
 	wantLayers, err := want.Layers()
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	gotLayers, err := got.Layers()
 	if err != nil {
-		t.Fatalf("layers of %s: %v", ref, err)
+		return fmt.Errorf("layers of %s: %w", ref, err)
 	}
 	if len(gotLayers) != len(wantLayers) {
-		t.Fatalf("%s has %d layers, want %d", ref, len(gotLayers), len(wantLayers))
+		return fmt.Errorf("%s has %d layers, want %d: %w", ref, len(gotLayers), len(wantLayers), errCorrupt)
 	}
 	for i, layer := range gotLayers {
-		wantDigest := mustDigest(t, wantLayers[i])
+		wantDigest, err := wantLayers[i].Digest()
+		if err != nil {
+			return err
+		}
 		rc, err := layer.Compressed()
 		if err != nil {
-			t.Fatalf("opening layer %d (%s) of %s: %v", i, wantDigest, ref, err)
+			return fmt.Errorf("opening layer %d (%s) of %s: %w", i, wantDigest, ref, err)
 		}
 		h := sha256.New()
 		n, err := io.Copy(h, rc)
 		rc.Close()
+		// go-containerregistry verifies the digest as the layer is read and
+		// reports a mismatch as a read error at the end.
+		if err != nil && strings.Contains(err.Error(), "error verifying") {
+			return fmt.Errorf("reading layer %d (%s) of %s after %d bytes: %v: %w", i, wantDigest, ref, n, err, errCorrupt)
+		}
 		if err != nil {
-			t.Fatalf("reading layer %d (%s) of %s after %d bytes: %v", i, wantDigest, ref, n, err)
+			return fmt.Errorf("reading layer %d (%s) of %s after %d bytes: %w", i, wantDigest, ref, n, err)
 		}
 		if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != wantDigest.String() {
-			t.Fatalf("layer %d of %s: read %d bytes with digest %s, want %s", i, ref, n, got, wantDigest)
+			return fmt.Errorf("layer %d of %s: read %d bytes with digest %s, want %s: %w", i, ref, n, got, wantDigest, errCorrupt)
 		}
 	}
+	return nil
 }
 
 // pullAndVerifyIndex pulls an index and every image in it.
@@ -588,4 +632,74 @@ func writeFile(t *testing.T, name, content string) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// registryProcess is a `registry-cos serve` subprocess.
+type registryProcess struct {
+	// URL is the base URL, http://127.0.0.1:PORT; Host its host:port.
+	URL, Host string
+
+	cmd    *exec.Cmd
+	out    *syncBuffer
+	exited chan error
+}
+
+// startServeProcess runs the built binary as `registry-cos serve
+// configPath` on a free local port (REGISTRY_HTTP_ADDR) with the extra
+// environment variables env, and waits until it answers /v2/. The process
+// is interrupted, then killed, when the test ends, and what it printed is
+// logged if the test failed.
+func startServeProcess(t *testing.T, configPath string, env ...string) *registryProcess {
+	t.Helper()
+	addr := freeAddr(t)
+	cmd := exec.Command(registryBinary(t), "serve", configPath)
+	cmd.Env = append(append(os.Environ(), "REGISTRY_HTTP_ADDR="+addr), env...)
+	p := &registryProcess{URL: "http://" + addr, Host: addr, cmd: cmd, out: &syncBuffer{}, exited: make(chan error, 1)}
+	cmd.Stdout, cmd.Stderr = p.out, p.out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting registry-cos serve: %v", err)
+	}
+	go func() { p.exited <- cmd.Wait(); close(p.exited) }()
+	t.Cleanup(func() {
+		p.stop()
+		if t.Failed() {
+			t.Logf("registry-cos serve on %s printed:\n%s", addr, p.Output())
+		}
+	})
+	waitForHTTP(t, p.URL+"/v2/", p.exited, p.out)
+	return p
+}
+
+// registry describes the process as a testRegistry, for ref and the
+// upload helpers.
+func (p *registryProcess) registry() *testRegistry {
+	return &testRegistry{URL: p.URL, Host: p.Host}
+}
+
+// Output is everything the process printed so far, stdout and stderr.
+func (p *registryProcess) Output() string { return p.out.String() }
+
+// Kill ends the process with SIGKILL, as kill -9 does, and waits for it.
+func (p *registryProcess) Kill(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Kill(); err != nil {
+		t.Fatalf("kill -9 of registry-cos: %v", err)
+	}
+	<-p.exited
+}
+
+// stop interrupts the process and kills it if it has not exited in 10s.
+func (p *registryProcess) stop() {
+	select {
+	case <-p.exited:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-p.exited:
+	case <-time.After(10 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+	}
 }

@@ -1,0 +1,333 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"path"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/registry-cos/cos/costest"
+)
+
+// Shape of the soak test.
+const (
+	soakImages  = 200
+	soakWorkers = 4
+	// soakPushAttempts and soakPullAttempts bound how often a client
+	// starts a whole push or pull again after go-containerregistry's own
+	// retries gave up, as a CI job retrying `docker push` would.
+	soakPushAttempts = 3
+	soakPullAttempts = 3
+	// soakMaxRetries is the driver's maxretries: with 12 % of requests
+	// failing, six failures in a row are rare; eleven should not happen.
+	soakMaxRetries = 10
+)
+
+// soakFaults are the faults of the soak test: 10 % of requests answered
+// 500 or 503 SlowDown, 2 % of connections dropped mid-body, listings 2s
+// behind.
+var soakFaults = costest.Faults{ErrorRate: 0.10, DropRate: 0.02, ListLag: 2 * time.Second}
+
+// soakFigures are the counts the soak test reports.
+type soakFigures struct {
+	pushesAttempted, pushesAcknowledged atomic.Int64
+	// pushRetries counts whole pushes started again after one failed;
+	// pullRetries the same for pulls.
+	pushRetries, pullRetries atomic.Int64
+	// corruptReads counts pulls that completed with wrong content.
+	corruptReads atomic.Int64
+
+	mu sync.Mutex
+	// lost lists acknowledged images that could not be pulled back intact.
+	lost []string
+	// answers counts what the client saw on single requests, which
+	// go-containerregistry retries: registry 5xx answers by method and
+	// error detail, transport errors, and the same for blob GETs
+	// redirected to COS.
+	answers map[string]int64
+	// started and completed are the upload sessions (UUIDs) the registry
+	// opened (POST 202) and finished (PUT 201); the others were abandoned
+	// by the client after a failed request.
+	started, completed map[string]bool
+}
+
+func newSoakFigures() *soakFigures {
+	return &soakFigures{answers: map[string]int64{}, started: map[string]bool{}, completed: map[string]bool{}}
+}
+
+// abandoned lists the upload sessions started and never finished.
+func (f *soakFigures) abandoned() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for id := range f.started {
+		if !f.completed[id] {
+			out = append(out, id)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// TestSoakPushPullUnderFaults pushes 200 small images through three
+// registries on one bucket and pulls each back through another one, while
+// the emulator fails 10 % of requests, drops 2 % of connections mid-body
+// and lags listings by 2s. Every push the registry acknowledges must pull
+// back byte-identical, and afterwards no multipart upload may be open but
+// those of pushes the client abandoned.
+func TestSoakPushPullUnderFaults(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the soak test takes about a minute")
+	}
+	emulator := startEmulatorWith(t, costest.Options{Faults: soakFaults, Seed: 6})
+	registries := []*testRegistry{
+		startRegistry(t, emulator, registryOptions{Redirect: true, MaxRetries: soakMaxRetries}),
+		startRegistry(t, emulator, registryOptions{MaxRetries: soakMaxRetries}),
+		startRegistry(t, emulator, registryOptions{MaxRetries: soakMaxRetries}),
+	}
+	emulator.ResetStats()
+	retriesBefore := driverRetries(t)
+
+	figures := newSoakFigures()
+	client := remote.WithTransport(&countingTransport{base: remote.DefaultTransport, figures: figures, cosHost: strings.TrimPrefix(emulator.URL, "http://")})
+	backoff := remote.WithRetryBackoff(remote.Backoff{Duration: 50 * time.Millisecond, Factor: 2, Jitter: 0.5, Steps: 5})
+	start := time.Now()
+
+	jobs := make(chan int, soakImages)
+	for i := range soakImages {
+		jobs <- i
+	}
+	close(jobs)
+	t.Run("workers", func(t *testing.T) {
+		for w := range soakWorkers {
+			t.Run(fmt.Sprint(w), func(t *testing.T) {
+				t.Parallel()
+				for i := range jobs {
+					soakOne(t, i, registries, figures, client, backoff)
+				}
+			})
+		}
+	})
+	elapsed := time.Since(start)
+
+	stats := emulator.Stats()
+	retries := driverRetries(t) - retriesBefore
+	// Stop the faults, so that the listing below sees the final state.
+	emulator.SetFaults(costest.Faults{})
+	open := openMultipartUploads(t, emulator)
+
+	var cos5xx int64
+	for label, n := range stats.Status {
+		if strings.Contains(label, " 5") {
+			cos5xx += n
+		}
+	}
+	t.Logf("soak: %d images in %v through %d registries, %d workers", soakImages, elapsed.Round(time.Second), len(registries), soakWorkers)
+	t.Logf("soak: pushes attempted %d, acknowledged %d; whole pushes retried %d, whole pulls retried %d; corrupt reads %d; data lost %d",
+		figures.pushesAttempted.Load(), figures.pushesAcknowledged.Load(), figures.pushRetries.Load(),
+		figures.pullRetries.Load(), figures.corruptReads.Load(), len(figures.lost))
+	abandoned := figures.abandoned()
+	t.Logf("soak: client saw on single requests (retried by go-containerregistry): %s", formatCounts(figures.answers))
+	t.Logf("soak: COS requests %d, 5xx answers %d, connections dropped before an answer %d; faults injected: %s; driver retries %v",
+		stats.Total(), cos5xx, countSuffix(stats.Status, " drop"), formatCounts(stats.Faults), retries)
+	t.Logf("soak: upload sessions abandoned by the client %d; multipart uploads open at the end %d", len(abandoned), len(open))
+
+	if n := len(figures.lost); n > 0 {
+		t.Errorf("%d acknowledged images were lost or corrupt:\n%s", n, strings.Join(figures.lost, "\n"))
+	}
+	if n := figures.corruptReads.Load(); n > 0 {
+		t.Errorf("%d pulls completed with content other than what was pushed", n)
+	}
+	if got := figures.pushesAcknowledged.Load(); got != soakImages {
+		t.Errorf("%d of %d images were acknowledged after %d attempts each", got, soakImages, soakPushAttempts)
+	}
+	if stats.Faults["error"] == 0 || stats.Faults["drop"] == 0 {
+		t.Errorf("the emulator injected no errors or no drops (%s): the soak tested nothing", formatCounts(stats.Faults))
+	}
+	// An upload session the client abandoned keeps its multipart upload
+	// until the upload purger runs; one that completed leaves none.
+	for _, u := range open {
+		if !slices.ContainsFunc(abandoned, func(id string) bool { return strings.Contains(u, "/_uploads/"+id+"/") }) {
+			t.Errorf("multipart upload left open, not of an upload session the client abandoned: %s", u)
+		}
+	}
+}
+
+// soakOne pushes image i through one registry and pulls it back through
+// the next, recording the outcome in figures.
+func soakOne(t *testing.T, i int, registries []*testRegistry, figures *soakFigures, opts ...remote.Option) {
+	t.Helper()
+	img := newImage(t, uint64(1000+i), soakLayerSizes(i)...)
+	pushTo, pullFrom := registries[i%len(registries)], registries[(i+1)%len(registries)]
+	tag := fmt.Sprintf("soak/app%d:v%d", i%7, i)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	opts = append(opts, remote.WithContext(ctx))
+
+	var pushErr error
+	for attempt := range soakPushAttempts {
+		if attempt > 0 {
+			figures.pushRetries.Add(1)
+		}
+		figures.pushesAttempted.Add(1)
+		if pushErr = remote.Write(pushTo.ref(t, tag), img, opts...); pushErr == nil {
+			break
+		}
+		t.Logf("push %d of %s (attempt %d) failed: %v", i, tag, attempt+1, pushErr)
+	}
+	if pushErr != nil {
+		return // not acknowledged: nothing to check
+	}
+	figures.pushesAcknowledged.Add(1)
+
+	var pullErr error
+	for attempt := range soakPullAttempts {
+		if attempt > 0 {
+			figures.pullRetries.Add(1)
+		}
+		pullErr = checkImage(ctx, pullFrom.ref(t, tag), img, opts...)
+		if pullErr == nil {
+			return
+		}
+		if errors.Is(pullErr, errCorrupt) {
+			figures.corruptReads.Add(1)
+		}
+		t.Logf("pull %d of %s (attempt %d) failed: %v", i, tag, attempt+1, pullErr)
+	}
+	figures.mu.Lock()
+	figures.lost = append(figures.lost, fmt.Sprintf("image %d (%s): %v", i, tag, pullErr))
+	figures.mu.Unlock()
+}
+
+// soakLayerSizes gives image i two or three layers from 10 KiB to 2 MiB,
+// spread evenly on a log scale; every tenth image also has one layer over
+// the 5 MiB part size, so that multipart uploads run.
+func soakLayerSizes(i int) []int {
+	rng := rand.New(rand.NewPCG(uint64(i), 6))
+	sizes := make([]int, 2+rng.IntN(2))
+	for j := range sizes {
+		sizes[j] = int(10 << 10 * math.Pow(2<<20/(10<<10), rng.Float64()))
+	}
+	if i%10 == 0 {
+		sizes = append(sizes, testChunkSize+1+rng.IntN(mib))
+	}
+	return sizes
+}
+
+// countingTransport records what the client sees on single requests,
+// under go-containerregistry's retries: failed answers, and the upload
+// sessions started and finished.
+type countingTransport struct {
+	base    http.RoundTripper
+	figures *soakFigures
+	// cosHost is the emulator's host:port: blob GETs redirected there are
+	// counted apart from requests to the registries.
+	cosHost string
+}
+
+func (c *countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := c.base.RoundTrip(req)
+	target := "registry"
+	if req.URL.Host == c.cosHost {
+		target = "cos-redirect"
+	}
+	f := c.figures
+	switch {
+	case err != nil && req.URL.Scheme == "https":
+		// go-containerregistry pings a local registry over https first,
+		// then over http: not a failure.
+	case err != nil:
+		f.count(fmt.Sprintf("%s:%s:transport-error", target, req.Method))
+	case resp.StatusCode >= 500:
+		label := fmt.Sprintf("%s:%s:%d", target, req.Method, resp.StatusCode)
+		if target == "registry" {
+			// The registry's error body says which storage error it was.
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			resp.Body = io.NopCloser(bytes.NewReader(body))
+			var errs struct {
+				Errors []struct{ Detail any }
+			}
+			if json.Unmarshal(body, &errs) == nil && len(errs.Errors) > 0 {
+				label += fmt.Sprintf("(%v)", errs.Errors[0].Detail)
+			}
+		}
+		f.count(label)
+	case req.Method == http.MethodPost && resp.StatusCode == http.StatusAccepted && strings.HasSuffix(req.URL.Path, "/blobs/uploads/"):
+		if loc, perr := url.Parse(resp.Header.Get("Location")); perr == nil {
+			f.mu.Lock()
+			f.started[path.Base(loc.Path)] = true
+			f.mu.Unlock()
+		}
+	case req.Method == http.MethodPut && resp.StatusCode == http.StatusCreated && strings.Contains(req.URL.Path, "/blobs/uploads/"):
+		f.mu.Lock()
+		f.completed[path.Base(req.URL.Path)] = true
+		f.mu.Unlock()
+	}
+	return resp, err
+}
+
+// count adds one to answers[label].
+func (f *soakFigures) count(label string) {
+	f.mu.Lock()
+	f.answers[label]++
+	f.mu.Unlock()
+}
+
+// driverRetries reads the driver's registry_cos_retries_total, summed over
+// operations, from the process's Prometheus registry.
+func driverRetries(t *testing.T) float64 {
+	t.Helper()
+	families, err := prometheus.DefaultGatherer.Gather()
+	if err != nil {
+		t.Fatalf("reading the driver's metrics: %v", err)
+	}
+	total := 0.0
+	for _, f := range families {
+		if f.GetName() != "registry_cos_retries_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			total += m.GetCounter().GetValue()
+		}
+	}
+	return total
+}
+
+// countSuffix sums the counts whose label ends with suffix.
+func countSuffix(counts map[string]int64, suffix string) int64 {
+	var n int64
+	for label, v := range counts {
+		if strings.HasSuffix(label, suffix) {
+			n += v
+		}
+	}
+	return n
+}
+
+// formatCounts renders counts as "a=1 b=2", sorted by label.
+func formatCounts(counts map[string]int64) string {
+	labels := make([]string, 0, len(counts))
+	for label, n := range counts {
+		labels = append(labels, fmt.Sprintf("%s=%d", label, n))
+	}
+	sort.Strings(labels)
+	return strings.Join(labels, " ")
+}
