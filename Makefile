@@ -32,7 +32,7 @@ build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BINARY) $(PKG)
 
 test:
-	$(GO) test ./...
+	$(GO) test -timeout 75m ./...
 
 vet:
 	gofmt -l . | tee /dev/stderr | (! read)
