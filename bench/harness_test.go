@@ -197,6 +197,20 @@ var httpClient = &http.Client{Transport: &http.Transport{
 // pushBlob uploads one blob the way docker does for a large layer: POST to
 // open an upload, one PATCH streaming the whole body, PUT ?digest= to commit.
 func pushBlob(ctx context.Context, base, repo string, body io.Reader, size int64, dgst digest.Digest) error {
+	return pushBlobThen(ctx, base, repo, body, size, func() digest.Digest { return dgst })
+}
+
+// pushBlobHashing pushes a stream whose digest is not known in advance,
+// hashing it while it is sent.
+func pushBlobHashing(ctx context.Context, base, repo string, body io.Reader, size int64) error {
+	h := sha256.New()
+	return pushBlobThen(ctx, base, repo, io.TeeReader(body, h), size, func() digest.Digest {
+		return digest.NewDigest(digest.SHA256, h)
+	})
+}
+
+// pushBlobThen is pushBlob with the digest asked for once the body is sent.
+func pushBlobThen(ctx context.Context, base, repo string, body io.Reader, size int64, dgst func() digest.Digest) error {
 	loc, err := blobRequest(ctx, http.MethodPost, base+"/v2/"+repo+"/blobs/uploads/", nil, 0, http.StatusAccepted)
 	if err != nil {
 		return fmt.Errorf("open upload: %w", err)
@@ -210,33 +224,7 @@ func pushBlob(ctx context.Context, base, repo string, body io.Reader, size int64
 		return err
 	}
 	q := u.Query()
-	q.Set("digest", dgst.String())
-	u.RawQuery = q.Encode()
-	if _, err := blobRequest(ctx, http.MethodPut, u.String(), nil, 0, http.StatusCreated); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	return nil
-}
-
-// pushBlobHashing pushes a stream whose digest is not known in advance,
-// hashing it while it is sent.
-func pushBlobHashing(ctx context.Context, base, repo string, body io.Reader, size int64) error {
-	h := sha256.New()
-	tee := io.TeeReader(body, h)
-	loc, err := blobRequest(ctx, http.MethodPost, base+"/v2/"+repo+"/blobs/uploads/", nil, 0, http.StatusAccepted)
-	if err != nil {
-		return fmt.Errorf("open upload: %w", err)
-	}
-	loc, err = blobRequest(ctx, http.MethodPatch, loc, tee, size, http.StatusAccepted)
-	if err != nil {
-		return fmt.Errorf("send %d bytes: %w", size, err)
-	}
-	u, err := url.Parse(loc)
-	if err != nil {
-		return err
-	}
-	q := u.Query()
-	q.Set("digest", digest.NewDigest(digest.SHA256, h).String())
+	q.Set("digest", dgst().String())
 	u.RawQuery = q.Encode()
 	if _, err := blobRequest(ctx, http.MethodPut, u.String(), nil, 0, http.StatusCreated); err != nil {
 		return fmt.Errorf("commit: %w", err)
