@@ -20,10 +20,7 @@ import (
 // own key, read back by key on resume: never by listing in-progress
 // uploads, whose lag on COS makes resumes fail at random. The object is
 // marked by this metadata header, whose value is the bytes written so far.
-const (
-	uploadStateMeta        = "x-cos-meta-registry-upload-size"
-	uploadStateContentType = "application/x-registry-cos-upload-state"
-)
+const uploadStateMeta = "x-cos-meta-registry-upload-size"
 
 // uploadState is the record of an upload in progress. Tail, the data too
 // small to be a part (COS wants 1 MiB for every part but the last), is
