@@ -3,6 +3,8 @@ package cos
 import (
 	"context"
 	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // bufferPool hands out chunk buffers from one driver-wide budget: a writer
@@ -14,12 +16,13 @@ import (
 type bufferPool struct {
 	size   int
 	tokens chan struct{}
+	inUse  prometheus.Gauge // bytes handed out
 	mu     sync.Mutex
 	free   [][]byte
 }
 
-func newBufferPool(size, count int) *bufferPool {
-	return &bufferPool{size: size, tokens: make(chan struct{}, count)}
+func newBufferPool(size, count int, inUse prometheus.Gauge) *bufferPool {
+	return &bufferPool{size: size, tokens: make(chan struct{}, count), inUse: inUse}
 }
 
 // get waits for room in the budget and returns an empty buffer of
@@ -30,7 +33,7 @@ func (p *bufferPool) get(ctx context.Context) ([]byte, error) {
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	defaultMetrics.bufferBytes.Add(float64(p.size))
+	p.inUse.Add(float64(p.size))
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if n := len(p.free); n > 0 {
@@ -46,6 +49,6 @@ func (p *bufferPool) put(b []byte) {
 	p.mu.Lock()
 	p.free = append(p.free, b[:0])
 	p.mu.Unlock()
-	defaultMetrics.bufferBytes.Sub(float64(p.size))
+	p.inUse.Sub(float64(p.size))
 	<-p.tokens
 }

@@ -98,7 +98,7 @@ func newDriver(p Parameters) (*driver, error) {
 		params:   p,
 		root:     strings.Trim(p.RootDirectory, "/"),
 		requests: make(chan struct{}, p.MaxConcurrency),
-		buffers:  newBufferPool(int(p.ChunkSize), int(p.MaxBufferMemory/p.ChunkSize)),
+		buffers:  newBufferPool(int(p.ChunkSize), int(p.MaxBufferMemory/p.ChunkSize), defaultMetrics.bufferBytes),
 		metrics:  defaultMetrics,
 	}
 	var apiURL *url.URL
@@ -169,11 +169,8 @@ func newDriver(p Parameters) (*driver, error) {
 
 // checkBucket turns the common start-up mistakes into one plain sentence.
 func (d *driver) checkBucket(ctx context.Context) error {
-	var resp *cossdk.Response
 	err := d.do(ctx, "HeadBucket", "", func(ctx context.Context) (*cossdk.Response, error) {
-		var err error
-		resp, err = d.client.Bucket.Head(ctx)
-		return resp, err
+		return d.client.Bucket.Head(ctx)
 	})
 	if err == nil {
 		return nil
@@ -434,7 +431,8 @@ func (d *driver) Move(ctx context.Context, sourcePath, destPath string) error {
 	if head.uploadSize >= 0 {
 		return storagedriver.PathNotFoundError{Path: sourcePath}
 	}
-	if head.size > d.params.MultipartCopyThreshold || head.size > maxSingleCopy {
+	// Validate caps the threshold at COS's 5 GB single-copy limit.
+	if head.size > d.params.MultipartCopyThreshold {
 		err = d.multipartCopy(ctx, src, dst, head)
 	} else {
 		err = d.copyObject(ctx, src, dst, head)
