@@ -68,6 +68,8 @@ type driver struct {
 	requests   chan struct{}
 	buffers    *bufferPool
 	metrics    *metrics
+	// credentials sign every request (credentials.go).
+	credentials credentialSource
 }
 
 // New builds a driver from typed parameters and checks once (HEAD Bucket)
@@ -76,7 +78,7 @@ func New(ctx context.Context, params Parameters) (*Driver, error) {
 	if err := params.Validate(); err != nil {
 		return nil, err
 	}
-	d, err := newDriver(params)
+	d, err := newDriver(ctx, params)
 	if err != nil {
 		return nil, err
 	}
@@ -84,12 +86,17 @@ func New(ctx context.Context, params Parameters) (*Driver, error) {
 		logrus.WithField("driver", DriverName).Warn("skipverify is set: TLS certificates of COS are not checked")
 	}
 	if err := d.checkBucket(ctx); err != nil {
+		var credErr *credentialError
+		if !errors.As(err, &credErr) {
+			err = fmt.Errorf("%w (credentials from %s)", err, d.credentials.describe())
+		}
 		return nil, err
 	}
+	logrus.WithField("driver", DriverName).Infof("using the credentials from %s", d.credentials.describe())
 	return &Driver{baseEmbed{base.Base{StorageDriver: d}}}, nil
 }
 
-func newDriver(p Parameters) (*driver, error) {
+func newDriver(ctx context.Context, p Parameters) (*driver, error) {
 	scheme := "https"
 	if !p.Secure {
 		scheme = "http"
@@ -138,10 +145,11 @@ func newDriver(p Parameters) (*driver, error) {
 		DisableCompression: true,
 		TLSClientConfig:    &tls.Config{InsecureSkipVerify: p.SkipVerify}, //nolint:gosec // opt-in skipverify
 	}
-	credentials, err := newCredentialSource(p)
+	credentials, err := newCredentialSource(ctx, p)
 	if err != nil {
 		return nil, err
 	}
+	d.credentials = credentials
 	signer := &signingTransport{source: credentials, base: transport}
 	newClient := func(u *url.URL) *cossdk.Client {
 		c := cossdk.NewClient(&cossdk.BaseURL{BucketURL: u}, &http.Client{Transport: signer})

@@ -2,10 +2,11 @@ package cos
 
 import (
 	"context"
-	"encoding/json"
+	"fmt"
 	"net/http"
-	"net/http/httptest"
-	"sync/atomic"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -27,6 +28,389 @@ func exercise(t *testing.T, d *Driver) {
 	resp, err := httpDo(http.MethodGet, u)
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, resp.StatusCode, "presigned GET %s", u)
+}
+
+// chainEnvironment lists every variable the credential chain reads.
+var chainEnvironment = []string{
+	envSecretID, envSecretKey, envSessionToken, envSecurityToken, envCredentialsFile,
+	envTKERoleARN, envTKETokenFile, envTKEProviderID, envTKERegion, "HOME",
+}
+
+// isolateChain unsets every variable of the chain for one test (restored
+// after it) and points HOME at an empty directory, so that nothing of the
+// machine running the tests joins the chain.
+func isolateChain(t *testing.T) {
+	t.Helper()
+	for _, name := range chainEnvironment {
+		old, had := os.LookupEnv(name)
+		os.Unsetenv(name)
+		t.Cleanup(func() {
+			if had {
+				os.Setenv(name, old)
+			} else {
+				os.Unsetenv(name)
+			}
+		})
+	}
+	os.Setenv("HOME", t.TempDir())
+}
+
+// Identity fixtures of the emulator.
+const (
+	tkeRoleARN    = "qcs::cam::uin/100000000001:roleName/registry-tke"
+	tkeProviderID = "cls-test1234"
+	crossRoleARN  = "qcs::cam::uin/200000000002:roleName/registry-cross"
+	instanceRole  = "registry-cvm"
+)
+
+// identityEmulator starts an emulator with STS and the metadata service,
+// the TKE and cross-account roles, and the default key plus "AKIDenv" and
+// "AKIDprofile".
+func identityEmulator(t *testing.T, opts costest.IdentityOptions) *costest.Server {
+	t.Helper()
+	if opts.Roles == nil {
+		opts.Roles = []costest.Role{
+			{ARN: tkeRoleARN, ProviderID: tkeProviderID, WebIdentityTokens: []string{"tke-token-1"}},
+			{ARN: crossRoleARN, AssumableBy: []string{costest.DefaultSecretID}},
+		}
+	}
+	return newServer(t, costest.Options{
+		Credentials: []costest.Credential{
+			{SecretID: costest.DefaultSecretID, SecretKey: costest.DefaultSecretKey},
+			{SecretID: "AKIDenv", SecretKey: "envkey"},
+			{SecretID: "AKIDenvtemp", SecretKey: "envtempkey", SessionToken: "env-token", Expiry: time.Now().Add(time.Hour)},
+			{SecretID: "AKIDprofile", SecretKey: "profilekey"},
+			{SecretID: "AKIDother", SecretKey: "otherkey"},
+		},
+		Identity: &opts,
+	})
+}
+
+// chainParameters address srv with no credentials configured; the
+// metadata service and STS are the emulator's.
+func chainParameters(srv *costest.Server) Parameters {
+	p := serverParameters(srv)
+	p.SecretID, p.SecretKey = "", ""
+	p.CVMMetadataURL, p.STSEndpoint = srv.MetadataURL, srv.STSURL
+	return p
+}
+
+// writeProfileFile writes a profile file with a default and an "other"
+// section and names it in TENCENTCLOUD_CREDENTIALS_FILE.
+func writeProfileFile(t *testing.T) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "credentials")
+	content := "# written by tccli\n[default]\nsecret_id = AKIDprofile\nsecret_key = profilekey\n\n[other]\nsecret_id=AKIDother\nsecret_key=otherkey\n"
+	require.NoError(t, os.WriteFile(path, []byte(content), 0o600))
+	os.Setenv(envCredentialsFile, path)
+}
+
+// setTKEEnvironment sets the variables of TKE pod identity, with the web
+// identity token in a file; it returns the file.
+func setTKEEnvironment(t *testing.T, token string) string {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "token")
+	require.NoError(t, os.WriteFile(file, []byte(token+"\n"), 0o600))
+	os.Setenv(envTKERoleARN, tkeRoleARN)
+	os.Setenv(envTKETokenFile, file)
+	os.Setenv(envTKEProviderID, tkeProviderID)
+	os.Setenv(envTKERegion, "ap-guangzhou")
+	return file
+}
+
+// TestCredentialChainOrder sets up every link of the chain below the one
+// under test, and checks that the first present link is the one used, that
+// it works (writes, reads, presigned URLs) and that its name carries no
+// secret.
+func TestCredentialChainOrder(t *testing.T) {
+	links := []struct {
+		name string
+		// setup makes this link and every lower one present.
+		setup      func(t *testing.T, p *Parameters)
+		wantSource string
+		// identityRequests are the STS and metadata requests expected.
+		identityRequests map[string]int64
+	}{
+		{"configuration key pair", func(t *testing.T, p *Parameters) {
+			p.SecretID, p.SecretKey = costest.DefaultSecretID, costest.DefaultSecretKey
+			os.Setenv(envSecretID, "AKIDenv")
+			os.Setenv(envSecretKey, "envkey")
+		}, "configuration (secretid, secretkey)", nil},
+		{"configuration cvmrole", func(t *testing.T, p *Parameters) {
+			p.CVMRole = instanceRole
+			os.Setenv(envSecretID, "AKIDenv")
+			os.Setenv(envSecretKey, "envkey")
+		}, "CVM role registry-cvm (named by cvmrole)", map[string]int64{costest.OpMetadataCredentials: 1}},
+		{"environment", func(t *testing.T, p *Parameters) {
+			os.Setenv(envSecretID, "AKIDenv")
+			os.Setenv(envSecretKey, "envkey")
+		}, "environment (TENCENTCLOUD_SECRET_ID, TENCENTCLOUD_SECRET_KEY)", nil},
+		{"environment with TENCENTCLOUD_SECURITY_TOKEN", func(t *testing.T, p *Parameters) {
+			os.Setenv(envSecretID, "AKIDenvtemp")
+			os.Setenv(envSecretKey, "envtempkey")
+			os.Setenv(envSecurityToken, "env-token")
+		}, "environment (TENCENTCLOUD_SECRET_ID, TENCENTCLOUD_SECRET_KEY, TENCENTCLOUD_SECURITY_TOKEN)", nil},
+		{"environment with TENCENTCLOUD_SESSION_TOKEN", func(t *testing.T, p *Parameters) {
+			os.Setenv(envSecretID, "AKIDenvtemp")
+			os.Setenv(envSecretKey, "envtempkey")
+			os.Setenv(envSessionToken, "env-token")
+		}, "environment (TENCENTCLOUD_SECRET_ID, TENCENTCLOUD_SECRET_KEY, TENCENTCLOUD_SESSION_TOKEN)", nil},
+		{"profile file", func(t *testing.T, p *Parameters) {}, "profile file * [default]", nil},
+		{"profile file, named profile", func(t *testing.T, p *Parameters) { p.Profile = "other" }, "profile file * [other]", nil},
+		{"TKE pod identity", func(t *testing.T, p *Parameters) {
+			os.Unsetenv(envCredentialsFile)
+		}, "TKE pod identity (role " + tkeRoleARN + ", provider " + tkeProviderID + ")", map[string]int64{costest.OpAssumeRoleWithWebIdentity: 1}},
+		{"CVM role listed by the metadata service", func(t *testing.T, p *Parameters) {
+			os.Unsetenv(envCredentialsFile)
+			for _, n := range []string{envTKERoleARN, envTKETokenFile, envTKEProviderID, envTKERegion} {
+				os.Unsetenv(n)
+			}
+		}, "CVM role registry-cvm (listed by the instance metadata service)", map[string]int64{costest.OpMetadataRoleList: 1, costest.OpMetadataCredentials: 1}},
+	}
+	for _, link := range links {
+		t.Run(link.name, func(t *testing.T) {
+			isolateChain(t)
+			srv := identityEmulator(t, costest.IdentityOptions{InstanceRole: instanceRole})
+			// Every lower link is present: the profile file, TKE pod
+			// identity and the instance role (the emulator's).
+			writeProfileFile(t)
+			setTKEEnvironment(t, "tke-token-1")
+			p := chainParameters(srv)
+			link.setup(t, &p)
+			d, err := New(context.Background(), p)
+			require.NoError(t, err)
+			got := d.CredentialSource()
+			if prefix, suffix, wild := strings.Cut(link.wantSource, "*"); wild {
+				require.True(t, strings.HasPrefix(got, prefix) && strings.HasSuffix(got, suffix), "source %q, want %q", got, link.wantSource)
+			} else {
+				require.Equal(t, link.wantSource, got)
+			}
+			for _, secret := range []string{costest.DefaultSecretKey, "envkey", "envtempkey", "env-token", "profilekey", "otherkey", "tke-token-1"} {
+				require.NotContains(t, got, secret, "the source's name shows a secret")
+			}
+			exercise(t, d)
+			stats := srv.Stats()
+			for _, op := range []string{costest.OpAssumeRole, costest.OpAssumeRoleWithWebIdentity, costest.OpMetadataRoleList, costest.OpMetadataCredentials} {
+				require.Equal(t, link.identityRequests[op], stats.Count(op), "%s requests", op)
+			}
+		})
+	}
+
+	t.Run("nothing present", func(t *testing.T) {
+		isolateChain(t)
+		srv := identityEmulator(t, costest.IdentityOptions{}) // no instance role: the listing is 404
+		_, err := New(context.Background(), chainParameters(srv))
+		require.ErrorContains(t, err, "cos: no credentials")
+		require.Equal(t, int64(1), srv.Stats().Count(costest.OpMetadataRoleList), "the chain's last link asks the metadata service")
+	})
+}
+
+// TestCredentialChainErrors: a link that is present but broken stops the
+// chain with a sentence that names it, rather than falling through.
+func TestCredentialChainErrors(t *testing.T) {
+	cases := []struct {
+		name  string
+		setup func(t *testing.T, p *Parameters)
+		want  []string
+	}{
+		{"secret id without key in the environment", func(t *testing.T, p *Parameters) {
+			os.Setenv(envSecretID, "AKIDenv")
+		}, []string{"TENCENTCLOUD_SECRET_ID is set but TENCENTCLOUD_SECRET_KEY is not"}},
+		{"named profile without a file", func(t *testing.T, p *Parameters) { p.Profile = "other" }, []string{"cannot read the profile file"}},
+		{"profile missing from the file", func(t *testing.T, p *Parameters) {
+			writeProfileFile(t)
+			p.Profile = "staging"
+		}, []string{"has no [staging] section"}},
+		{"TKE half configured", func(t *testing.T, p *Parameters) {
+			os.Setenv(envTKERoleARN, tkeRoleARN)
+		}, []string{"TKE pod identity is half configured", "TKE_WEB_IDENTITY_TOKEN_FILE, TKE_PROVIDER_ID, TKE_REGION not set"}},
+		{"TKE token refused", func(t *testing.T, p *Parameters) { setTKEEnvironment(t, "stolen-token") },
+			[]string{"credentials from TKE pod identity (role " + tkeRoleARN, "InvalidParameter.WebIdentityTokenError"}},
+		{"TKE token file unreadable", func(t *testing.T, p *Parameters) {
+			setTKEEnvironment(t, "tke-token-1")
+			os.Setenv(envTKETokenFile, filepath.Join(t.TempDir(), "missing"))
+		}, []string{"TKE pod identity", "cannot read the web identity token"}},
+		{"role not assumable by the caller", func(t *testing.T, p *Parameters) {
+			p.SecretID, p.SecretKey = "AKIDother", "otherkey"
+			p.RoleARN = crossRoleARN
+		}, []string{"role " + crossRoleARN + " assumed with configuration", "UnauthorizedOperation"}},
+		{"unknown role", func(t *testing.T, p *Parameters) {
+			p.SecretID, p.SecretKey = costest.DefaultSecretID, costest.DefaultSecretKey
+			p.RoleARN = "qcs::cam::uin/1:roleName/nobody"
+		}, []string{"ResourceNotFound.RoleNotFound"}},
+		{"AssumeRole with a wrong secret key", func(t *testing.T, p *Parameters) {
+			p.SecretID, p.SecretKey = costest.DefaultSecretID, "wrong-key"
+			p.RoleARN = crossRoleARN
+		}, []string{"AuthFailure.SignatureFailure"}},
+		{"unbound CVM role", func(t *testing.T, p *Parameters) { p.CVMRole = "unbound-role" }, []string{"is the role bound to this instance"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			isolateChain(t)
+			srv := identityEmulator(t, costest.IdentityOptions{InstanceRole: instanceRole})
+			p := chainParameters(srv)
+			tc.setup(t, &p)
+			_, err := New(context.Background(), p)
+			require.Error(t, err)
+			for _, want := range tc.want {
+				require.ErrorContains(t, err, want)
+			}
+			require.NotContains(t, err.Error(), "wrong-key")
+		})
+	}
+}
+
+// TestAssumeRoleOnTop assumes rolearn with the keys of the chain: a static
+// key pair, and TKE pod identity (temporary keys signing AssumeRole with
+// their token).
+func TestAssumeRoleOnTop(t *testing.T) {
+	t.Run("over a key pair", func(t *testing.T) {
+		isolateChain(t)
+		srv := identityEmulator(t, costest.IdentityOptions{})
+		p := chainParameters(srv)
+		p.SecretID, p.SecretKey = costest.DefaultSecretID, costest.DefaultSecretKey
+		p.RoleARN, p.RoleSessionName = crossRoleARN, "ci-session"
+		d, err := New(context.Background(), p)
+		require.NoError(t, err)
+		require.Equal(t, "role "+crossRoleARN+" assumed with configuration (secretid, secretkey)", d.CredentialSource())
+		exercise(t, d)
+		require.Equal(t, int64(1), srv.Stats().Count(costest.OpAssumeRole))
+	})
+	t.Run("over TKE pod identity", func(t *testing.T) {
+		isolateChain(t)
+		srv := identityEmulator(t, costest.IdentityOptions{Roles: []costest.Role{
+			{ARN: tkeRoleARN, ProviderID: tkeProviderID, WebIdentityTokens: []string{"tke-token-1"}},
+			{ARN: crossRoleARN}, // assumable by any key, temporary ones included
+		}})
+		setTKEEnvironment(t, "tke-token-1")
+		p := chainParameters(srv)
+		p.RoleARN = crossRoleARN
+		d, err := New(context.Background(), p)
+		require.NoError(t, err)
+		require.Contains(t, d.CredentialSource(), "assumed with TKE pod identity")
+		exercise(t, d)
+		stats := srv.Stats()
+		require.Equal(t, int64(1), stats.Count(costest.OpAssumeRoleWithWebIdentity))
+		require.Equal(t, int64(1), stats.Count(costest.OpAssumeRole))
+	})
+}
+
+// TestTKETokenRotatedAndKeysRenewed runs the driver for several lifetimes
+// of its keys on TKE pod identity while the token file is rotated (the old
+// token revoked at once): every operation succeeds, so no expired key was
+// ever used (the emulator answers ExpiredToken to one) and every renewal
+// after the rotation read the new token.
+func TestTKETokenRotatedAndKeysRenewed(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs for several key lifetimes")
+	}
+	isolateChain(t)
+	const lifetime = 2 * time.Second
+	srv := identityEmulator(t, costest.IdentityOptions{Lifetime: lifetime})
+	tokenFile := setTKEEnvironment(t, "tke-token-1")
+	d, err := New(context.Background(), chainParameters(srv))
+	require.NoError(t, err)
+
+	ctx := context.Background()
+	start := time.Now()
+	rotated := false
+	for i := 0; time.Since(start) < 3*lifetime; i++ {
+		if !rotated && time.Since(start) > lifetime/2 {
+			require.NoError(t, os.WriteFile(tokenFile, []byte("tke-token-2"), 0o600))
+			require.True(t, srv.SetWebIdentityTokens(tkeRoleARN, "tke-token-2"))
+			rotated = true
+		}
+		require.NoError(t, d.PutContent(ctx, "/renew/file", []byte(fmt.Sprint(i))), "operation %d, %v after start", i, time.Since(start))
+		time.Sleep(20 * time.Millisecond)
+	}
+	elapsed := time.Since(start)
+	fetches := srv.Stats().Count(costest.OpAssumeRoleWithWebIdentity)
+	// One fetch at start, then one per half lifetime at most.
+	require.GreaterOrEqual(t, fetches, int64(3), "keys renewed over %v", elapsed)
+	require.LessOrEqual(t, fetches, int64(elapsed/(lifetime/2))+2, "renewals over %v", elapsed)
+}
+
+// TestRenewalUnderSlowSTS: with keys due for renewal and an STS that takes
+// seconds to answer, ten concurrent requests cause one renewal and all
+// complete with the current keys before STS answers.
+func TestRenewalUnderSlowSTS(t *testing.T) {
+	isolateChain(t)
+	const lifetime = 4 * time.Second
+	srv := identityEmulator(t, costest.IdentityOptions{Lifetime: lifetime})
+	setTKEEnvironment(t, "tke-token-1")
+	d, err := New(context.Background(), chainParameters(srv))
+	require.NoError(t, err)
+	srv.SetIdentityFaults(costest.IdentityFaults{Latency: 3 * time.Second})
+	time.Sleep(lifetime/2 + 100*time.Millisecond) // into the renewal window, keys still valid
+
+	errs := make(chan error, 10)
+	for i := range 10 {
+		go func() { errs <- d.PutContent(context.Background(), fmt.Sprintf("/slow/%d", i), []byte("x")) }()
+	}
+	for range 10 {
+		require.NoError(t, <-errs)
+	}
+	stats := srv.Stats()
+	require.Equal(t, int64(2), stats.Count(costest.OpAssumeRoleWithWebIdentity), "the first fetch and one renewal")
+	require.Equal(t, int64(1), stats.Status[costest.OpAssumeRoleWithWebIdentity+" 200"], "the requests completed before the renewal was answered")
+}
+
+// TestRenewalUnderFailingSTS: STS fails every renewal. Requests sign with
+// the current keys while they are valid; then they fail at once with an
+// error naming the source and STS's answer, never with an expired key and
+// never hanging; failed renewals back off.
+func TestRenewalUnderFailingSTS(t *testing.T) {
+	isolateChain(t)
+	const lifetime = 3 * time.Second
+	srv := identityEmulator(t, costest.IdentityOptions{Lifetime: lifetime})
+	setTKEEnvironment(t, "tke-token-1")
+	d, err := New(context.Background(), chainParameters(srv))
+	require.NoError(t, err)
+	srv.SetIdentityFaults(costest.IdentityFaults{ErrorRate: 1})
+	started := time.Now()
+
+	var failure error
+	for time.Since(started) < 2*lifetime {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		err := d.PutContent(ctx, "/failing/file", []byte("x"))
+		cancel()
+		if err != nil {
+			failure = err
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	require.Error(t, failure, "requests kept working after the keys expired")
+	require.NotErrorIs(t, failure, context.DeadlineExceeded, "a request waited for keys instead of failing")
+	require.ErrorContains(t, failure, "credentials from TKE pod identity")
+	require.ErrorContains(t, failure, "InternalError.SystemError")
+	require.NotContains(t, failure.Error(), "ExpiredToken", "an expired key was sent to COS")
+	require.Greater(t, time.Since(started), lifetime/2, "requests failed while the keys were still valid")
+	fetches := srv.Stats().Count(costest.OpAssumeRoleWithWebIdentity)
+	// Renewals started at lifetime/2, with backoff from 1 s: a handful.
+	require.LessOrEqual(t, fetches, int64(6), "failed renewals back off")
+
+	// STS recovers: the next attempt after the backoff brings keys back.
+	srv.SetIdentityFaults(costest.IdentityFaults{})
+	require.Eventually(t, func() bool {
+		return d.PutContent(context.Background(), "/failing/file", []byte("x")) == nil
+	}, 10*time.Second, 100*time.Millisecond, "renewal resumes after STS recovers")
+}
+
+// TestCVMRoleCredentials: a named instance role works through the
+// emulator's metadata service, and its keys are renewed.
+func TestCVMRoleCredentials(t *testing.T) {
+	isolateChain(t)
+	srv := identityEmulator(t, costest.IdentityOptions{InstanceRole: instanceRole, Lifetime: 2 * time.Second})
+	p := chainParameters(srv)
+	p.CVMRole = instanceRole
+	d, err := New(context.Background(), p)
+	require.NoError(t, err)
+	exercise(t, d)
+	time.Sleep(1500 * time.Millisecond) // past the renewal point
+	exercise(t, d)
+	require.Eventually(t, func() bool { return srv.Stats().Count(costest.OpMetadataCredentials) >= 2 }, 5*time.Second, 20*time.Millisecond)
+	require.Zero(t, srv.Stats().Count(costest.OpMetadataRoleList), "a named role is not looked up")
 }
 
 func TestSessionTokenCredentials(t *testing.T) {
@@ -53,60 +437,5 @@ func TestExpiredTokenIsReported(t *testing.T) {
 	_, err := New(context.Background(), p)
 	require.Error(t, err)
 	require.Contains(t, err.Error(), "ExpiredToken")
-}
-
-func TestEnvironmentCredentials(t *testing.T) {
-	srv := newServer(t, costest.Options{})
-	t.Setenv(envSecretID, srv.SecretID)
-	t.Setenv(envSecretKey, srv.SecretKey)
-	d := newTestDriver(t, srv, func(p *Parameters) { p.SecretID, p.SecretKey = "", "" })
-	exercise(t, d)
-
-	t.Setenv(envSecretID, "")
-	_, err := New(context.Background(), func() Parameters {
-		p := serverParameters(srv)
-		p.SecretID, p.SecretKey = "", ""
-		return p
-	}())
-	require.ErrorContains(t, err, "no credentials")
-}
-
-// TestCVMRoleCredentials serves the instance metadata API: keys that are
-// about to expire are renewed, and the emulator checks tokens and expiry.
-func TestCVMRoleCredentials(t *testing.T) {
-	now := time.Now()
-	creds := []costest.Credential{
-		{SecretID: "AKIDrole1", SecretKey: "rolekey1", SessionToken: "roletoken1", Expiry: now.Add(2 * time.Minute)},
-		{SecretID: "AKIDrole2", SecretKey: "rolekey2", SessionToken: "roletoken2", Expiry: now.Add(time.Hour)},
-	}
-	srv := newServer(t, costest.Options{Credentials: creds})
-	var fetches atomic.Int32
-	metadata := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/latest/meta-data/cam/security-credentials/registry-role" {
-			http.NotFound(w, r)
-			return
-		}
-		c := creds[min(int(fetches.Add(1))-1, 1)]
-		_ = json.NewEncoder(w).Encode(map[string]any{
-			"TmpSecretId": c.SecretID, "TmpSecretKey": c.SecretKey, "Token": c.SessionToken,
-			"ExpiredTime": c.Expiry.Unix(), "Code": "Success",
-		})
-	}))
-	t.Cleanup(metadata.Close)
-
-	d := newTestDriver(t, srv, func(p *Parameters) {
-		p.SecretID, p.SecretKey = "", ""
-		p.CVMRole, p.CVMMetadataURL = "registry-role", metadata.URL
-	})
-	// The first keys expire within the renewal margin: the next request renews.
-	exercise(t, d)
-	require.EqualValues(t, 2, fetches.Load(), "credentials fetched, then renewed once")
-	exercise(t, d)
-	require.EqualValues(t, 2, fetches.Load(), "valid credentials are cached")
-
-	p := serverParameters(srv)
-	p.SecretID, p.SecretKey = "", ""
-	p.CVMRole, p.CVMMetadataURL = "unbound-role", metadata.URL
-	_, err := New(context.Background(), p)
-	require.ErrorContains(t, err, "is the role bound to this instance")
+	require.Contains(t, err.Error(), "credentials from configuration (secretid, secretkey, sessiontoken)")
 }

@@ -58,6 +58,18 @@ type Parameters struct {
 	SessionToken   string
 	CVMRole        string
 	CVMMetadataURL string
+	// Profile names the section of the profile file (default "default").
+	Profile string
+	// RoleARN, when set, is assumed with STS AssumeRole on top of the
+	// credentials found (cross-account buckets), for RoleDuration
+	// (default DefaultRoleDuration) in a session named RoleSessionName
+	// (default DefaultRoleSessionName).
+	RoleARN         string
+	RoleSessionName string
+	RoleDuration    time.Duration
+	// STSEndpoint is the base URL of STS (default DefaultSTSEndpoint),
+	// used by TKE pod identity and RoleARN.
+	STSEndpoint string
 
 	// Bucket is the full bucket name, "name-appid".
 	Bucket string
@@ -142,6 +154,7 @@ var parameterNames = []string{
 	"maxconcurrency", "maxbuffermemory", "maxretries", "storageclass",
 	"encrypt", "kmskeyid", "redirectexpiry", "redirectendpoint",
 	"multipartcopythreshold", "multipartcopychunksize", "useragent",
+	"profile", "rolearn", "rolesessionname", "roleduration", "stsendpoint",
 }
 
 // ParameterNames returns the configuration keys the driver accepts, sorted.
@@ -224,6 +237,13 @@ func ParseParameters(m map[string]any) (Parameters, error) {
 	size("multipartcopythreshold", &p.MultipartCopyThreshold, 0, maxSingleCopy)
 	size("multipartcopychunksize", &p.MultipartCopyChunkSize, minPartSize, maxPartSize)
 	str("useragent", &p.UserAgent, false)
+	str("profile", &p.Profile, false)
+	str("rolearn", &p.RoleARN, false)
+	str("rolesessionname", &p.RoleSessionName, false)
+	if err == nil {
+		err = parseDuration("roleduration", get("roleduration"), &p.RoleDuration, minRoleDuration, maxRoleDuration)
+	}
+	str("stsendpoint", &p.STSEndpoint, false)
 	if err != nil {
 		return p, err
 	}
@@ -246,6 +266,12 @@ func (p *Parameters) Validate() error {
 		if _, err := parseBaseURL("cvmmetadataurl", p.CVMMetadataURL); err != nil {
 			return err
 		}
+	}
+	if p.CVMRole != "" && p.SecretID != "" {
+		return fmt.Errorf("cos: parameters secretid and cvmrole exclude each other: set one")
+	}
+	if err := validateRoleParameters(p); err != nil {
+		return err
 	}
 	if strings.TrimSpace(p.SecretID) != p.SecretID {
 		return fmt.Errorf("cos: parameter secretid has leading or trailing spaces")

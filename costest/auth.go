@@ -170,7 +170,7 @@ func (h *Handler) authenticate(r *http.Request, query url.Values, now time.Time)
 	if fields["q-sign-algorithm"] != "sha1" {
 		return errAccessDenied("Authorization is malformed: q-sign-algorithm must be sha1.")
 	}
-	cred, ok := h.credentials[fields["q-ak"]]
+	cred, ok := h.lookupCredential(fields["q-ak"])
 	if !ok {
 		return newError(http.StatusForbidden, "InvalidAccessKeyId", "The Access Key Id you provided does not exist in our records.")
 	}

@@ -53,6 +53,10 @@ type Options struct {
 	Faults Faults
 	// Seed seeds the random source of fault decisions; 0 uses the time.
 	Seed int64
+	// Identity, when set, turns on the emulated STS and CVM metadata
+	// service (sts.go, metadata.go); NewServer serves them at STSURL and
+	// MetadataURL.
+	Identity *IdentityOptions
 }
 
 // Handler is the COS emulator as an http.Handler. It is safe for concurrent
@@ -64,6 +68,7 @@ type Handler struct {
 	backend        backend
 	faults         *faultState
 	stats          *statsCollector
+	identity       *identityState
 	requestSeq     atomic.Uint64
 }
 
@@ -88,6 +93,7 @@ func NewHandler(opts Options) (*Handler, error) {
 		credentials: map[string]Credential{},
 		faults:      newFaultState(opts.Faults, opts.Seed),
 		stats:       newStatsCollector(),
+		identity:    newIdentityState(opts.Identity),
 	}
 	for _, c := range opts.Credentials {
 		if c.SecretID == "" || c.SecretKey == "" {
@@ -325,10 +331,15 @@ type Server struct {
 	// Bucket, Region, SecretID and SecretKey describe the default bucket
 	// and the first credential.
 	Bucket, Region, SecretID, SecretKey string
+	// STSURL and MetadataURL are the base URLs of the emulated STS and CVM
+	// metadata service, set when Options.Identity is.
+	STSURL, MetadataURL string
 
 	listener net.Listener
 	server   *http.Server
 	done     chan struct{}
+
+	identityServers []*http.Server
 }
 
 // NewServer starts an emulator on opts.Addr (default "127.0.0.1:0").
@@ -362,6 +373,13 @@ func NewServer(opts Options) (*Server, error) {
 	if s.SecretID == "" {
 		s.SecretID, s.SecretKey = DefaultSecretID, DefaultSecretKey
 	}
+	if opts.Identity != nil {
+		if err := s.startIdentityServers(); err != nil {
+			s.server.Close()
+			h.Close()
+			return nil, err
+		}
+	}
 	go func() {
 		defer close(s.done)
 		s.server.Serve(ln)
@@ -383,6 +401,9 @@ func (s *Server) Close() error {
 		s.server.Close()
 	}
 	<-s.done
+	for _, is := range s.identityServers {
+		is.Close()
+	}
 	return s.Handler.Close()
 }
 
