@@ -12,6 +12,7 @@ import (
 
 	"github.com/registry-cos/cos/costest"
 	"github.com/stretchr/testify/require"
+	cossdk "github.com/tencentyun/cos-go-sdk-v5"
 )
 
 // exercise writes, reads and presigns through d.
@@ -438,4 +439,17 @@ func TestExpiredTokenIsReported(t *testing.T) {
 	require.Error(t, err)
 	require.Contains(t, err.Error(), "ExpiredToken")
 	require.Contains(t, err.Error(), "credentials from configuration (secretid, secretkey, sessiontoken)")
+}
+
+// TestRenewalRefusesExpiredKeys: keys that arrive already expired (a
+// clock off on either side) are never used; the error says why.
+func TestRenewalRefusesExpiredKeys(t *testing.T) {
+	fetches := 0
+	_, err := newRenewingCredentials(context.Background(), "test source", func(context.Context) (cossdk.Credential, time.Time, error) {
+		fetches++
+		return cossdk.Credential{SecretID: "AKIDstale", SecretKey: "stale"}, time.Now().Add(-time.Second), nil
+	})
+	require.ErrorContains(t, err, "credentials from test source")
+	require.ErrorContains(t, err, "is this machine's clock right")
+	require.Equal(t, 1, fetches)
 }
