@@ -374,7 +374,7 @@ func NewServer(opts Options) (*Server, error) {
 		s.SecretID, s.SecretKey = DefaultSecretID, DefaultSecretKey
 	}
 	if opts.Identity != nil {
-		if err := s.startIdentityServers(); err != nil {
+		if err := s.startIdentityServers(opts.Identity); err != nil {
 			s.server.Close()
 			h.Close()
 			return nil, err

@@ -40,6 +40,9 @@ type IdentityOptions struct {
 	// Faults are injected into identity requests only (COS requests use
 	// Options.Faults).
 	Faults IdentityFaults
+	// STSAddr and MetadataAddr are the listen addresses of NewServer's
+	// STS and metadata listeners. Default "127.0.0.1:0".
+	STSAddr, MetadataAddr string
 }
 
 // Role is a CAM role of the emulated STS.
@@ -412,13 +415,20 @@ func sha256Hex(b []byte) string {
 // startIdentityServers serves STSHandler and MetadataHandler on their own
 // local listeners: on Tencent Cloud they are other hosts than COS
 // (sts.tencentcloudapi.com, metadata.tencentyun.com).
-func (s *Server) startIdentityServers() error {
+func (s *Server) startIdentityServers(opts *IdentityOptions) error {
 	for _, target := range []struct {
 		url     *string
+		addr    string
 		handler http.Handler
-	}{{&s.STSURL, s.STSHandler()}, {&s.MetadataURL, s.MetadataHandler()}} {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+	}{{&s.STSURL, opts.STSAddr, s.STSHandler()}, {&s.MetadataURL, opts.MetadataAddr, s.MetadataHandler()}} {
+		if target.addr == "" {
+			target.addr = "127.0.0.1:0"
+		}
+		ln, err := net.Listen("tcp", target.addr)
 		if err != nil {
+			for _, started := range s.identityServers {
+				started.Close()
+			}
 			return fmt.Errorf("costest: %w", err)
 		}
 		srv := &http.Server{Handler: target.handler, ReadHeaderTimeout: time.Minute, ErrorLog: log.New(discard{}, "", 0)}

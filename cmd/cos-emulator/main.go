@@ -7,6 +7,13 @@
 // It prints the endpoint, bucket, region and credentials on one line at
 // start, and stops cleanly on SIGINT or SIGTERM. With -admin-addr it also
 // serves GET /stats (request counters as JSON) and POST /stats/reset.
+//
+// With -sts-addr or -metadata-addr it also serves the emulated STS and CVM
+// instance metadata service, whose temporary keys its COS side accepts:
+//
+//	cos-emulator -sts-addr 127.0.0.1:9101 -metadata-addr 127.0.0.1:9102 \
+//	  -oidc-role qcs::cam::uin/100000000001:roleName/registry -oidc-provider cls-local \
+//	  -oidc-token "$(cat token)" -instance-role registry-cvm
 package main
 
 import (
@@ -57,6 +64,19 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		"`fraction` of Complete Multipart Upload, PUT Object - Copy and Upload Part - Copy requests answered 200 with an <Error> body, not applied")
 	fs.DurationVar(&o.Faults.ListLag, "list-lag", 0, "`duration` by which listings lag behind writes")
 	fs.StringVar(&cfg.adminAddr, "admin-addr", "", "`address` serving GET /stats and POST /stats/reset; empty = off")
+	var identity costest.IdentityOptions
+	var oidc costest.Role
+	fs.StringVar(&identity.STSAddr, "sts-addr", "", "`address` serving the emulated STS (AssumeRole, AssumeRoleWithWebIdentity); empty = off")
+	fs.StringVar(&identity.MetadataAddr, "metadata-addr", "", "`address` serving the emulated CVM instance metadata service; empty = off")
+	fs.Func("role", "`ARN` of a role any accepted key may assume with AssumeRole (repeatable)", func(arn string) error {
+		identity.Roles = append(identity.Roles, costest.Role{ARN: arn})
+		return nil
+	})
+	fs.StringVar(&oidc.ARN, "oidc-role", "", "`ARN` of the role AssumeRoleWithWebIdentity hands out (TKE pod identity)")
+	fs.StringVar(&oidc.ProviderID, "oidc-provider", "", "`ID` of the OIDC provider -oidc-role trusts (TKE_PROVIDER_ID)")
+	oidcToken := fs.String("oidc-token", "", "web identity `token` -oidc-role accepts")
+	fs.StringVar(&identity.InstanceRole, "instance-role", "", "`name` of the CAM role bound to the emulated CVM instance")
+	fs.DurationVar(&identity.Lifetime, "key-lifetime", 0, "`duration` of every temporary key issued; 0 = what the request asks (STS) or 2h (metadata)")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
@@ -87,6 +107,21 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return config{}, errors.New("-secret-id and -secret-key must not be empty")
 	}
 	o.Credentials = []costest.Credential{{SecretID: secretID, SecretKey: secretKey}}
+	if oidc.ARN != "" {
+		if oidc.ProviderID == "" || *oidcToken == "" {
+			return config{}, errors.New("-oidc-role needs -oidc-provider and -oidc-token")
+		}
+		oidc.WebIdentityTokens = []string{*oidcToken}
+		identity.Roles = append(identity.Roles, oidc)
+	}
+	if identity.Lifetime < 0 {
+		return config{}, errors.New("-key-lifetime must not be negative")
+	}
+	if identity.STSAddr != "" || identity.MetadataAddr != "" {
+		o.Identity = &identity
+	} else if len(identity.Roles) > 0 || identity.InstanceRole != "" {
+		return config{}, errors.New("-role, -oidc-role and -instance-role need -sts-addr or -metadata-addr")
+	}
 	return cfg, nil
 }
 
@@ -122,8 +157,12 @@ func run(ctx context.Context, cfg config, stdout io.Writer) error {
 		go admin.Serve(ln)
 		defer admin.Close()
 	}
-	fmt.Fprintf(stdout, "cos-emulator: endpoint=%s bucket=%s region=%s secret-id=%s secret-key=%s\n",
-		srv.URL, srv.Bucket, srv.Region, srv.SecretID, srv.SecretKey)
+	identity := ""
+	if cfg.options.Identity != nil {
+		identity = fmt.Sprintf(" sts=%s metadata=%s", srv.STSURL, srv.MetadataURL)
+	}
+	fmt.Fprintf(stdout, "cos-emulator: endpoint=%s bucket=%s region=%s secret-id=%s secret-key=%s%s\n",
+		srv.URL, srv.Bucket, srv.Region, srv.SecretID, srv.SecretKey, identity)
 	<-ctx.Done()
 	return nil
 }

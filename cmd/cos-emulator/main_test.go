@@ -181,3 +181,47 @@ func TestCompleteErrorRateFlag(t *testing.T) {
 		t.Errorf("the failed copy was applied")
 	}
 }
+
+// TestIdentityFlags configures the emulated STS and metadata service from
+// flags and checks their refusals.
+func TestIdentityFlags(t *testing.T) {
+	const role = "qcs::cam::uin/100000000001:roleName/registry"
+	cfg, err := parseFlags([]string{"-addr", "127.0.0.1:0", "-sts-addr", "127.0.0.1:0", "-metadata-addr", "127.0.0.1:0",
+		"-role", "qcs::cam::uin/2:roleName/cross", "-oidc-role", role, "-oidc-provider", "cls-local", "-oidc-token", "tok",
+		"-instance-role", "registry-cvm", "-key-lifetime", "10m"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := cfg.options.Identity
+	if id == nil || len(id.Roles) != 2 || id.Roles[1].ARN != role || id.Roles[1].ProviderID != "cls-local" ||
+		id.Roles[1].WebIdentityTokens[0] != "tok" || id.InstanceRole != "registry-cvm" || id.Lifetime != 10*time.Minute {
+		t.Fatalf("identity options = %+v", id)
+	}
+	srv, err := costest.NewServer(cfg.options)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	resp, err := http.Get(srv.MetadataURL + "/latest/meta-data/cam/security-credentials/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "registry-cvm" {
+		t.Fatalf("instance role listing %q, want registry-cvm", body)
+	}
+
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-oidc-role", role, "-sts-addr", ":0"}, "-oidc-role needs -oidc-provider and -oidc-token"},
+		{[]string{"-instance-role", "r"}, "need -sts-addr or -metadata-addr"},
+		{[]string{"-sts-addr", ":0", "-key-lifetime", "-1s"}, "-key-lifetime must not be negative"},
+	} {
+		if _, err := parseFlags(tc.args, io.Discard); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: error %v, want %q", tc.args, err, tc.want)
+		}
+	}
+}
