@@ -47,12 +47,12 @@ const (
 // it directly and call New. Zero values mean "the default" for every optional
 // field except Secure, which DefaultParameters sets to true.
 type Parameters struct {
-	// Credentials. SessionToken is set for temporary keys. Without a key
-	// pair, CVMRole names the CVM instance role whose temporary keys are
-	// read from the instance metadata service (CVMMetadataURL, default
-	// DefaultCVMMetadataURL); without either, the TENCENTCLOUD_SECRET_ID,
-	// TENCENTCLOUD_SECRET_KEY and TENCENTCLOUD_SESSION_TOKEN environment
-	// variables are used.
+	// Credentials: the first link of the chain (credentials.go). SessionToken
+	// is set for temporary keys. CVMRole, instead of a key pair, names the
+	// CVM instance role whose keys are read from the instance metadata
+	// service (CVMMetadataURL, default DefaultCVMMetadataURL). With neither,
+	// the chain goes on: environment, profile file, TKE pod identity, the
+	// instance role bound to this CVM.
 	SecretID       string
 	SecretKey      string
 	SessionToken   string

@@ -94,6 +94,11 @@ func TestServeRejectsBadConfiguration(t *testing.T) {
 		{name: "unknown secret id", set: map[string]string{"secretid": "AKIDnobodyKnows"}, want: []string{"secretid is not a known SecretId (InvalidAccessKeyId)"}},
 		{name: "expired session token", set: map[string]string{"secretid": expiredSecretID, "secretkey": expiredSecretKey, "sessiontoken": expiredSessionToken}, secret: expiredSessionToken, want: []string{"session token has expired (ExpiredToken)"}},
 		{name: "cvmrole with an unreachable metadata service", unset: []string{"secretid", "secretkey"}, set: map[string]string{"cvmrole": "registry-role", "cvmmetadataurl": closedPort}, want: []string{`cvmrole "registry-role"`, "cannot reach the instance metadata service"}},
+		{name: "secretid with cvmrole", set: map[string]string{"cvmrole": "registry-role"}, want: []string{"secretid and cvmrole exclude each other"}},
+		{name: "rolesessionname with a space", set: map[string]string{"rolesessionname": `"my session"`}, want: []string{`rolesessionname "my session" is not an STS session name`}},
+		{name: "roleduration over 12 hours", set: map[string]string{"roleduration": "13h"}, want: []string{"roleduration", "out of range"}},
+		{name: "malformed stsendpoint", set: map[string]string{"stsendpoint": "sts.tencentcloudapi.com"}, want: []string{`stsendpoint "sts.tencentcloudapi.com" is not a base URL`}},
+		{name: "rolearn STS unreachable", set: map[string]string{"rolearn": "qcs::cam::uin/1:roleName/x", "stsendpoint": `"` + closedPort + `"`}, want: []string{"credentials from role qcs::cam::uin/1:roleName/x assumed with configuration", "STS AssumeRole"}},
 		{name: "malformed cvmmetadataurl", unset: []string{"secretid", "secretkey"}, set: map[string]string{"cvmrole": "registry-role", "cvmmetadataurl": "metadata.local"}, want: []string{`cvmmetadataurl "metadata.local" is not a base URL`}},
 		{name: "two storage drivers in the file", edit: func(c string) string {
 			return strings.Replace(c, "storage:\n", "storage:\n  filesystem:\n    rootdirectory: /tmp/registry-cos-two-drivers\n", 1)
@@ -208,10 +213,10 @@ func runServeToFailure(t *testing.T, configPath string) (stdout, stderr string, 
 	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, registryBinary(t), "serve", configPath)
-	// No REGISTRY_* or TENCENTCLOUD_* variable of the test environment may
-	// change the configuration under test.
+	// No REGISTRY_*, TENCENTCLOUD_* or TKE_* variable of the test
+	// environment may change the configuration under test.
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "REGISTRY_") && !strings.HasPrefix(kv, "TENCENTCLOUD_") {
+		if !strings.HasPrefix(kv, "REGISTRY_") && !strings.HasPrefix(kv, "TENCENTCLOUD_") && !strings.HasPrefix(kv, "TKE_") {
 			cmd.Env = append(cmd.Env, kv)
 		}
 	}
