@@ -251,3 +251,8 @@ func (t *signingTransport) GetCredential() (string, string, string, error) {
 var _ interface {
 	GetCredential() (string, string, string, error)
 } = (*signingTransport)(nil)
+
+// String and GoString describe a source by its name, so that formatting
+// the driver (%v, %+v, %#v) never prints the keys a source holds.
+func (s staticCredentials) String() string   { return s.name }
+func (s staticCredentials) GoString() string { return s.name }

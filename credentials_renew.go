@@ -145,3 +145,7 @@ func (r *renewingCredentials) startRenewal() {
 		r.failures, r.notBefore, r.lastErr = 0, time.Time{}, nil
 	}()
 }
+
+// String and GoString: see staticCredentials.String.
+func (r *renewingCredentials) String() string   { return r.name }
+func (r *renewingCredentials) GoString() string { return r.name }

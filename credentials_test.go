@@ -296,6 +296,18 @@ func TestAssumeRoleOnTop(t *testing.T) {
 	})
 }
 
+// tkeDriver starts an emulator whose keys live lifetime and a driver on
+// TKE pod identity alone; it returns the token file too.
+func tkeDriver(t *testing.T, lifetime time.Duration) (*costest.Server, *Driver, string) {
+	t.Helper()
+	isolateChain(t)
+	srv := identityEmulator(t, costest.IdentityOptions{Lifetime: lifetime})
+	tokenFile := setTKEEnvironment(t, "tke-token-1")
+	d, err := New(context.Background(), chainParameters(srv))
+	require.NoError(t, err)
+	return srv, d, tokenFile
+}
+
 // TestTKETokenRotatedAndKeysRenewed runs the driver for several lifetimes
 // of its keys on TKE pod identity while the token file is rotated (the old
 // token revoked at once): every operation succeeds, so no expired key was
@@ -305,12 +317,8 @@ func TestTKETokenRotatedAndKeysRenewed(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs for several key lifetimes")
 	}
-	isolateChain(t)
 	const lifetime = 2 * time.Second
-	srv := identityEmulator(t, costest.IdentityOptions{Lifetime: lifetime})
-	tokenFile := setTKEEnvironment(t, "tke-token-1")
-	d, err := New(context.Background(), chainParameters(srv))
-	require.NoError(t, err)
+	srv, d, tokenFile := tkeDriver(t, lifetime)
 
 	ctx := context.Background()
 	start := time.Now()
@@ -335,12 +343,8 @@ func TestTKETokenRotatedAndKeysRenewed(t *testing.T) {
 // seconds to answer, ten concurrent requests cause one renewal and all
 // complete with the current keys before STS answers.
 func TestRenewalUnderSlowSTS(t *testing.T) {
-	isolateChain(t)
 	const lifetime = 4 * time.Second
-	srv := identityEmulator(t, costest.IdentityOptions{Lifetime: lifetime})
-	setTKEEnvironment(t, "tke-token-1")
-	d, err := New(context.Background(), chainParameters(srv))
-	require.NoError(t, err)
+	srv, d, _ := tkeDriver(t, lifetime)
 	srv.SetIdentityFaults(costest.IdentityFaults{Latency: 3 * time.Second})
 	time.Sleep(lifetime/2 + 100*time.Millisecond) // into the renewal window, keys still valid
 
@@ -361,12 +365,8 @@ func TestRenewalUnderSlowSTS(t *testing.T) {
 // error naming the source and STS's answer, never with an expired key and
 // never hanging; failed renewals back off.
 func TestRenewalUnderFailingSTS(t *testing.T) {
-	isolateChain(t)
 	const lifetime = 3 * time.Second
-	srv := identityEmulator(t, costest.IdentityOptions{Lifetime: lifetime})
-	setTKEEnvironment(t, "tke-token-1")
-	d, err := New(context.Background(), chainParameters(srv))
-	require.NoError(t, err)
+	srv, d, _ := tkeDriver(t, lifetime)
 	srv.SetIdentityFaults(costest.IdentityFaults{ErrorRate: 1})
 	started := time.Now()
 
@@ -452,4 +452,24 @@ func TestRenewalRefusesExpiredKeys(t *testing.T) {
 	require.ErrorContains(t, err, "credentials from test source")
 	require.ErrorContains(t, err, "is this machine's clock right")
 	require.Equal(t, 1, fetches)
+}
+
+// TestCredentialSourcesDoNotFormatSecrets: printing a source, or the
+// driver holding it, in any verb shows its name, not its keys.
+func TestCredentialSourcesDoNotFormatSecrets(t *testing.T) {
+	isolateChain(t)
+	srv := identityEmulator(t, costest.IdentityOptions{})
+	setTKEEnvironment(t, "tke-token-1")
+	d, err := New(context.Background(), chainParameters(srv))
+	require.NoError(t, err)
+	current, err := internal(d).credentials.credential(context.Background())
+	require.NoError(t, err)
+	static := staticCredentials{current, "test"}
+	for _, v := range []any{internal(d).credentials, static, internal(d)} {
+		for _, verb := range []string{"%v", "%+v", "%#v"} {
+			out := fmt.Sprintf(verb, v)
+			require.NotContains(t, out, current.SecretKey, "%s of %T", verb, v)
+			require.NotContains(t, out, current.SessionToken, "%s of %T", verb, v)
+		}
+	}
 }
