@@ -473,3 +473,30 @@ func TestCredentialSourcesDoNotFormatSecrets(t *testing.T) {
 		}
 	}
 }
+
+// TestCVMRenewalUnderSlowFailingMetadata is the case of the review: ten
+// concurrent requests, keys due for renewal, a metadata service that is
+// slow and fails. One fetch is made, and every request completes with the
+// current keys without waiting for it.
+func TestCVMRenewalUnderSlowFailingMetadata(t *testing.T) {
+	isolateChain(t)
+	const lifetime = 4 * time.Second
+	srv := identityEmulator(t, costest.IdentityOptions{InstanceRole: instanceRole, Lifetime: lifetime})
+	p := chainParameters(srv)
+	p.CVMRole = instanceRole
+	d, err := New(context.Background(), p)
+	require.NoError(t, err)
+	srv.SetIdentityFaults(costest.IdentityFaults{Latency: 2 * time.Second, ErrorRate: 1})
+	time.Sleep(lifetime/2 + 100*time.Millisecond) // into the renewal window
+
+	errs := make(chan error, 10)
+	for i := range 10 {
+		go func() { errs <- d.PutContent(context.Background(), fmt.Sprintf("/cvm/%d", i), []byte("x")) }()
+	}
+	for range 10 {
+		require.NoError(t, <-errs)
+	}
+	stats := srv.Stats()
+	require.Equal(t, int64(2), stats.Count(costest.OpMetadataCredentials), "the first fetch and one renewal")
+	require.Zero(t, stats.Status[costest.OpMetadataCredentials+" 500"], "the requests completed before the slow renewal failed")
+}
