@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -499,4 +501,93 @@ func TestCVMRenewalUnderSlowFailingMetadata(t *testing.T) {
 	stats := srv.Stats()
 	require.Equal(t, int64(2), stats.Count(costest.OpMetadataCredentials), "the first fetch and one renewal")
 	require.Zero(t, stats.Status[costest.OpMetadataCredentials+" 500"], "the requests completed before the slow renewal failed")
+}
+
+// fakeClock is a clock tests step by hand.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) step(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// waitRenewalIdle waits until no fetch of r is in flight.
+func waitRenewalIdle(r *renewingCredentials) {
+	for {
+		r.mu.Lock()
+		idle := r.renewing == nil
+		r.mu.Unlock()
+		if idle {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestRenewalBacksOff steps a clock through failed renewals: one fetch per
+// backoff period however many requests sign, the current keys used until
+// shortly before they expire, then an immediate error naming the source,
+// and recovery once the source answers again.
+func TestRenewalBacksOff(t *testing.T) {
+	clock := &fakeClock{now: time.Unix(1_800_000_000, 0)}
+	var fetches atomic.Int32
+	var failing atomic.Bool
+	failing.Store(true)
+	r := &renewingCredentials{name: "test source", now: clock.Now, fetch: func(context.Context) (cossdk.Credential, time.Time, error) {
+		fetches.Add(1)
+		if failing.Load() {
+			return cossdk.Credential{}, time.Time{}, fmt.Errorf("STS is down")
+		}
+		return cossdk.Credential{SecretID: "AKIDnew", SecretKey: "new"}, clock.Now().Add(time.Hour), nil
+	}}
+	old := cossdk.Credential{SecretID: "AKIDold", SecretKey: "old"}
+	r.current, r.obtained, r.expiry = old, clock.Now(), clock.Now().Add(time.Hour)
+	sign := func() (cossdk.Credential, error) {
+		t.Helper()
+		cred, err := r.credential(context.Background())
+		waitRenewalIdle(r)
+		return cred, err
+	}
+
+	clock.step(55*time.Minute + time.Second) // inside the 5-minute renewal window
+	for range 10 {
+		cred, err := sign()
+		require.NoError(t, err)
+		require.Equal(t, old, cred, "the current keys while they are valid")
+	}
+	require.EqualValues(t, 1, fetches.Load(), "ten requests, one fetch")
+	clock.step(400 * time.Millisecond) // first backoff: 0.5 s to 1 s
+	_, _ = sign()
+	require.EqualValues(t, 1, fetches.Load(), "no fetch within the backoff")
+	clock.step(700 * time.Millisecond)
+	_, _ = sign()
+	require.EqualValues(t, 2, fetches.Load(), "a fetch after the backoff")
+	clock.step(900 * time.Millisecond) // second backoff: 1 s to 2 s
+	_, _ = sign()
+	require.EqualValues(t, 2, fetches.Load(), "the backoff grew")
+	clock.step(1200 * time.Millisecond)
+	_, _ = sign()
+	require.EqualValues(t, 3, fetches.Load())
+
+	clock.step(4*time.Minute + 40*time.Second) // 30 s or less before expiry
+	before := fetches.Load()
+	_, err := sign()
+	require.ErrorContains(t, err, "credentials from test source: the keys expired and renewing them failed: STS is down")
+	require.LessOrEqual(t, fetches.Load(), before+1, "at most one fetch for the failing request")
+
+	failing.Store(false)
+	clock.step(2 * time.Minute) // past any backoff
+	cred, err := sign()
+	require.NoError(t, err)
+	require.Equal(t, "AKIDnew", cred.SecretID, "renewed keys once the source answers")
 }
