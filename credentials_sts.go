@@ -110,20 +110,6 @@ func (c stsClient) call(ctx context.Context, action string, signer *cossdk.Crede
 		time.Unix(answer.Response.ExpiredTime, 0), nil
 }
 
-func roleSessionName(p Parameters) string {
-	if p.RoleSessionName != "" {
-		return p.RoleSessionName
-	}
-	return DefaultRoleSessionName
-}
-
-func roleDurationSeconds(p Parameters) int64 {
-	if p.RoleDuration > 0 {
-		return int64(p.RoleDuration / time.Second)
-	}
-	return int64(DefaultRoleDuration / time.Second)
-}
-
 // newTKEPodIdentity is link 4: the variables TKE's pod-identity webhook
 // injects into pods whose ServiceAccount is annotated with a role. It
 // returns nil when none is set. The token file is read again for every
@@ -155,8 +141,8 @@ func newTKEPodIdentity(ctx context.Context, p Parameters) (credentialSource, err
 			"ProviderId":       provider,
 			"WebIdentityToken": strings.TrimSpace(string(token)),
 			"RoleArn":          roleARN,
-			"RoleSessionName":  roleSessionName(p),
-			"DurationSeconds":  roleDurationSeconds(p),
+			"RoleSessionName":  p.RoleSessionName,
+			"DurationSeconds":  int64(p.RoleDuration / time.Second),
 		})
 	})
 }
@@ -178,8 +164,8 @@ func newAssumedRole(ctx context.Context, p Parameters, base credentialSource) (c
 		}
 		return sts.call(ctx, "AssumeRole", &signer, map[string]any{
 			"RoleArn":         p.RoleARN,
-			"RoleSessionName": roleSessionName(p),
-			"DurationSeconds": roleDurationSeconds(p),
+			"RoleSessionName": p.RoleSessionName,
+			"DurationSeconds": int64(p.RoleDuration / time.Second),
 		})
 	})
 }
@@ -271,12 +257,9 @@ const (
 var roleSessionNamePattern = regexp.MustCompile(`^[\w+=,.@-]{2,128}$`)
 
 // validateRoleParameters checks the parameters of STS (Validate calls it).
-func validateRoleParameters(p *Parameters) error {
+func validateRoleParameters(p Parameters) error {
 	if p.RoleSessionName != "" && !roleSessionNamePattern.MatchString(p.RoleSessionName) {
 		return fmt.Errorf("cos: parameter rolesessionname %q is not an STS session name: want 2 to 128 letters, digits or =,.@_-", p.RoleSessionName)
-	}
-	if p.RoleDuration != 0 && (p.RoleDuration < minRoleDuration || p.RoleDuration > maxRoleDuration) {
-		return fmt.Errorf("cos: parameter roleduration %v is out of range: want %v to %v", p.RoleDuration, minRoleDuration, maxRoleDuration)
 	}
 	if p.STSEndpoint != "" {
 		if _, err := parseBaseURL("stsendpoint", p.STSEndpoint); err != nil {

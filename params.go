@@ -1,9 +1,7 @@
 package cos
 
 import (
-	"context"
 	"fmt"
-	"math"
 	"net"
 	"net/url"
 	"regexp"
@@ -30,6 +28,12 @@ const (
 	DefaultMultipartCopyThreshold = 32 * mib
 	DefaultMultipartCopyChunkSize = 32 * mib
 	DefaultMaxRetries             = 5
+	// Upper bounds of the tunables: beyond them a value is a typo.
+	maxConcurrency    = 1000
+	maxRetries        = 100
+	maxBufferMemory   = 64 * gib
+	minRedirectExpiry = time.Second
+	maxRedirectExpiry = 7 * 24 * time.Hour
 	// DefaultBufferChunks is how many chunk buffers the driver-wide upload
 	// budget holds when maxbuffermemory is not set.
 	DefaultBufferChunks = 8
@@ -45,7 +49,8 @@ const (
 // Parameters is the typed configuration of the driver. FromParameters fills
 // it from the registry's untyped configuration map; library users may build
 // it directly and call New. Zero values mean "the default" for every optional
-// field except Secure, which DefaultParameters sets to true.
+// field except Secure, which DefaultParameters sets to true, and MaxRetries,
+// where zero means no retries (DefaultParameters sets DefaultMaxRetries).
 type Parameters struct {
 	// Credentials: the first link of the chain (credentials.go). SessionToken
 	// is set for temporary keys. CVMRole, instead of a key pair, names the
@@ -133,18 +138,86 @@ func (p Parameters) String() string {
 // GoString is String, so %#v does not print secrets either.
 func (p Parameters) GoString() string { return p.String() }
 
-// DefaultParameters returns Parameters with every default filled in.
+// DefaultParameters returns Parameters with every default filled in but
+// the derived one: MaxBufferMemory stays zero, which means
+// DefaultBufferChunks × ChunkSize, so that changing ChunkSize afterwards
+// changes the budget with it (as chunksize does in a configuration).
 func DefaultParameters() Parameters {
-	return Parameters{
-		Secure:                 true,
-		ChunkSize:              DefaultChunkSize,
-		MaxConcurrency:         DefaultMaxConcurrency,
-		MaxBufferMemory:        DefaultBufferChunks * DefaultChunkSize,
-		MaxRetries:             DefaultMaxRetries,
-		RedirectExpiry:         DefaultRedirectExpiry,
-		MultipartCopyThreshold: DefaultMultipartCopyThreshold,
-		MultipartCopyChunkSize: DefaultMultipartCopyChunkSize,
+	p := Parameters{Secure: true, MaxRetries: DefaultMaxRetries}.withDefaults()
+	p.MaxBufferMemory = 0
+	return p
+}
+
+// withDefaults returns p with every zero optional field set to its
+// default, derived defaults included. It is the only place that knows the
+// defaults; New and ParseParameters both go through it.
+func (p Parameters) withDefaults() Parameters {
+	setDefault(&p.ChunkSize, DefaultChunkSize)
+	setDefault(&p.MaxConcurrency, DefaultMaxConcurrency)
+	setDefault(&p.MaxBufferMemory, DefaultBufferChunks*p.ChunkSize)
+	setDefault(&p.RedirectExpiry, DefaultRedirectExpiry)
+	setDefault(&p.MultipartCopyChunkSize, DefaultMultipartCopyChunkSize)
+	setDefault(&p.RoleDuration, DefaultRoleDuration)
+	setDefault(&p.RoleSessionName, DefaultRoleSessionName)
+	p.StorageClass = strings.ToUpper(p.StorageClass)
+	return p
+}
+
+func setDefault[T comparable](field *T, value T) {
+	var zero T
+	if *field == zero {
+		*field = value
 	}
+}
+
+// numericRange is the accepted range of one numeric parameter.
+type numericRange struct {
+	name       string
+	value      int64
+	min, max   int64
+	isDuration bool
+}
+
+// numericRanges lists the range of every numeric parameter of p: the one
+// place that knows them. A zero value outside a range (a field left unset
+// in a struct) is replaced by its default before the check.
+func (p Parameters) numericRanges() []numericRange {
+	duration := func(name string, v, min, max time.Duration) numericRange {
+		return numericRange{name: name, value: int64(v), min: int64(min), max: int64(max), isDuration: true}
+	}
+	return []numericRange{
+		{name: "chunksize", value: p.ChunkSize, min: MinChunkSize, max: MaxChunkSize},
+		{name: "maxconcurrency", value: int64(p.MaxConcurrency), min: 1, max: maxConcurrency},
+		{name: "maxbuffermemory", value: p.MaxBufferMemory, min: p.ChunkSize, max: maxBufferMemory},
+		{name: "maxretries", value: int64(p.MaxRetries), min: 0, max: maxRetries},
+		{name: "multipartcopythreshold", value: p.MultipartCopyThreshold, min: 0, max: maxSingleCopy},
+		{name: "multipartcopychunksize", value: p.MultipartCopyChunkSize, min: minPartSize, max: maxPartSize},
+		duration("redirectexpiry", p.RedirectExpiry, minRedirectExpiry, maxRedirectExpiry),
+		duration("roleduration", p.RoleDuration, minRoleDuration, maxRoleDuration),
+	}
+}
+
+func (r numericRange) check() error {
+	if r.value >= r.min && r.value <= r.max {
+		return nil
+	}
+	if r.isDuration {
+		return fmt.Errorf("cos: parameter %s %v is out of range: want %v to %v", r.name, time.Duration(r.value), time.Duration(r.min), time.Duration(r.max))
+	}
+	return fmt.Errorf("cos: parameter %s %d is out of range: want %s to %s", r.name, r.value, describeSize(r.min), describeSize(r.max))
+}
+
+// describeSize writes a size as bytes, with its binary unit when it has one.
+func describeSize(n int64) string {
+	for _, u := range []struct {
+		size int64
+		name string
+	}{{gib, "GiB"}, {mib, "MiB"}, {kib, "KiB"}} {
+		if n >= u.size && n%u.size == 0 {
+			return fmt.Sprintf("%d (%d %s)", n, n/u.size, u.name)
+		}
+	}
+	return strconv.FormatInt(n, 10)
 }
 
 // parameterNames lists every accepted configuration key.
@@ -172,87 +245,24 @@ var (
 	regionPattern = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
 )
 
-// ParseParameters turns the registry's configuration map into Parameters.
-// Values may arrive as any YAML type (from a file or from a
-// REGISTRY_STORAGE_COS_<NAME> environment variable). Every error names the
-// parameter, the value (never a secret) and what is accepted.
-func ParseParameters(m map[string]any) (Parameters, error) {
-	p := DefaultParameters()
-	for key := range m {
-		if !contains(parameterNames, strings.ToLower(key)) {
-			return p, fmt.Errorf("cos: unknown parameter %q (accepted: %s)", key, strings.Join(ParameterNames(), ", "))
-		}
-	}
-	get := func(name string) any {
-		for k, v := range m {
-			if strings.EqualFold(k, name) {
-				return v
-			}
-		}
-		return nil
-	}
-	var err error
-	str := func(name string, dst *string, secret bool) {
-		if err == nil {
-			err = parseString(name, get(name), dst, secret)
-		}
-	}
-	boolean := func(name string, dst *bool) {
-		if err == nil {
-			err = parseBool(name, get(name), dst)
-		}
-	}
-	size := func(name string, dst *int64, min, max int64) {
-		if err == nil {
-			err = parseSize(name, get(name), dst, min, max)
-		}
-	}
-
-	str("secretid", &p.SecretID, false)
-	str("secretkey", &p.SecretKey, true)
-	str("sessiontoken", &p.SessionToken, true)
-	str("cvmrole", &p.CVMRole, false)
-	str("cvmmetadataurl", &p.CVMMetadataURL, false)
-	str("bucket", &p.Bucket, false)
-	str("region", &p.Region, false)
-	str("endpoint", &p.Endpoint, false)
-	boolean("accelerate", &p.Accelerate)
-	boolean("secure", &p.Secure)
-	boolean("skipverify", &p.SkipVerify)
-	str("rootdirectory", &p.RootDirectory, false)
-	size("chunksize", &p.ChunkSize, MinChunkSize, MaxChunkSize)
-	var concurrency, retries int64 = int64(p.MaxConcurrency), int64(p.MaxRetries)
-	size("maxconcurrency", &concurrency, 1, 1000)
-	size("maxretries", &retries, 0, 100)
-	p.MaxConcurrency, p.MaxRetries = int(concurrency), int(retries)
-	p.MaxBufferMemory = DefaultBufferChunks * p.ChunkSize
-	size("maxbuffermemory", &p.MaxBufferMemory, p.ChunkSize, 64*gib)
-	str("storageclass", &p.StorageClass, false)
-	boolean("encrypt", &p.Encrypt)
-	str("kmskeyid", &p.KMSKeyID, false)
-	if err == nil {
-		err = parseDuration("redirectexpiry", get("redirectexpiry"), &p.RedirectExpiry, time.Second, 7*24*time.Hour)
-	}
-	str("redirectendpoint", &p.RedirectEndpoint, false)
-	size("multipartcopythreshold", &p.MultipartCopyThreshold, 0, maxSingleCopy)
-	size("multipartcopychunksize", &p.MultipartCopyChunkSize, minPartSize, maxPartSize)
-	str("useragent", &p.UserAgent, false)
-	str("profile", &p.Profile, false)
-	str("rolearn", &p.RoleARN, false)
-	str("rolesessionname", &p.RoleSessionName, false)
-	if err == nil {
-		err = parseDuration("roleduration", get("roleduration"), &p.RoleDuration, minRoleDuration, maxRoleDuration)
-	}
-	str("stsendpoint", &p.STSEndpoint, false)
-	if err != nil {
-		return p, err
-	}
-	return p, p.Validate()
+// Validate checks every parameter and the relations between them, with
+// the defaults of the unset ones, and changes nothing. New calls it.
+func (p Parameters) Validate() error {
+	_, _, err := p.validated()
+	return err
 }
 
-// Validate checks the relations between parameters and fills in derived
-// defaults. New calls it.
-func (p *Parameters) Validate() error {
+// validated returns p with its defaults, checked, and where its requests go.
+func (p Parameters) validated() (Parameters, endpoints, error) {
+	p = p.withDefaults()
+	if err := p.check(); err != nil {
+		return p, endpoints{}, err
+	}
+	e, err := resolveEndpoints(p)
+	return p, e, err
+}
+
+func (p Parameters) check() error {
 	if p.SecretID != "" && p.SecretKey == "" {
 		return fmt.Errorf("cos: parameter secretid is set but secretkey is not: set both")
 	}
@@ -288,67 +298,16 @@ func (p *Parameters) Validate() error {
 	if p.Region != "" && !regionPattern.MatchString(p.Region) {
 		return fmt.Errorf("cos: parameter region %q is not a COS region: want a region ID such as \"ap-guangzhou\"", p.Region)
 	}
-	if p.Endpoint == "" && p.Region == "" && !p.Accelerate {
-		return fmt.Errorf("cos: parameter region is required (such as \"ap-guangzhou\") unless endpoint is set")
-	}
-	if p.Endpoint != "" {
-		u, err := parseBaseURL("endpoint", p.Endpoint)
-		if err != nil {
-			return err
-		}
-		if isLocalHost(u.Hostname()) && p.Region == "" {
-			return fmt.Errorf("cos: parameter region is required with endpoint %q: requests carry the bucket's host name, which names the region", p.Endpoint)
-		}
-		if p.Accelerate {
-			return fmt.Errorf("cos: parameters endpoint and accelerate exclude each other")
-		}
-	}
-	if p.RedirectEndpoint != "" {
-		if _, err := parseBaseURL("redirectendpoint", p.RedirectEndpoint); err != nil {
+	for _, r := range p.numericRanges() {
+		if err := r.check(); err != nil {
 			return err
 		}
 	}
-	if p.ChunkSize == 0 {
-		p.ChunkSize = DefaultChunkSize
-	}
-	if p.ChunkSize < MinChunkSize || p.ChunkSize > MaxChunkSize {
-		return fmt.Errorf("cos: parameter chunksize %d is out of range: want %d (5 MiB) to %d (100 MiB)", p.ChunkSize, MinChunkSize, MaxChunkSize)
-	}
-	if p.MaxConcurrency == 0 {
-		p.MaxConcurrency = DefaultMaxConcurrency
-	}
-	if p.MaxConcurrency < 0 {
-		return fmt.Errorf("cos: parameter maxconcurrency %d is out of range: want 1 to 1000", p.MaxConcurrency)
-	}
-	if p.MaxBufferMemory == 0 {
-		p.MaxBufferMemory = DefaultBufferChunks * p.ChunkSize
-	}
-	if p.MaxBufferMemory < p.ChunkSize {
-		return fmt.Errorf("cos: parameter maxbuffermemory %d is smaller than chunksize %d: want at least one chunk", p.MaxBufferMemory, p.ChunkSize)
-	}
-	if p.MaxRetries < 0 {
-		return fmt.Errorf("cos: parameter maxretries %d is out of range: want 0 to 100", p.MaxRetries)
-	}
-	if p.StorageClass != "" {
-		p.StorageClass = strings.ToUpper(p.StorageClass)
-		if !contains(storageClasses, p.StorageClass) {
-			return fmt.Errorf("cos: parameter storageclass %q is not supported: want one of %s", p.StorageClass, strings.Join(storageClasses, ", "))
-		}
+	if p.StorageClass != "" && !contains(storageClasses, p.StorageClass) {
+		return fmt.Errorf("cos: parameter storageclass %q is not supported: want one of %s", p.StorageClass, strings.Join(storageClasses, ", "))
 	}
 	if p.KMSKeyID != "" && !p.Encrypt {
 		return fmt.Errorf("cos: parameter kmskeyid needs encrypt: true")
-	}
-	if p.RedirectExpiry == 0 {
-		p.RedirectExpiry = DefaultRedirectExpiry
-	}
-	if p.MultipartCopyChunkSize == 0 {
-		p.MultipartCopyChunkSize = DefaultMultipartCopyChunkSize
-	}
-	if p.MultipartCopyChunkSize < minPartSize || p.MultipartCopyChunkSize > maxPartSize {
-		return fmt.Errorf("cos: parameter multipartcopychunksize %d is out of range: want %d (1 MiB) to %d (5 GiB)", p.MultipartCopyChunkSize, int64(minPartSize), int64(maxPartSize))
-	}
-	if p.MultipartCopyThreshold < 0 || p.MultipartCopyThreshold > maxSingleCopy {
-		return fmt.Errorf("cos: parameter multipartcopythreshold %d is out of range: want 0 to %d (5 GiB)", p.MultipartCopyThreshold, int64(maxSingleCopy))
 	}
 	if strings.ContainsAny(p.RootDirectory, "\\") {
 		return fmt.Errorf("cos: parameter rootdirectory %q contains a backslash", p.RootDirectory)
@@ -375,156 +334,6 @@ func isLocalHost(host string) bool {
 	return host == "localhost" || net.ParseIP(host) != nil
 }
 
-func parseString(name string, v any, dst *string, secret bool) error {
-	switch v := v.(type) {
-	case nil:
-		return nil
-	case string:
-		*dst = v
-	case int, int64, uint64, float64, bool:
-		*dst = fmt.Sprint(v)
-	default:
-		if secret {
-			return fmt.Errorf("cos: parameter %s must be a string, got %s", name, kindOf(v))
-		}
-		return fmt.Errorf("cos: parameter %s must be a string, got %s %v", name, kindOf(v), v)
-	}
-	return nil
-}
-
-// kindOf names a YAML value's kind in words an operator knows.
-func kindOf(v any) string {
-	switch v.(type) {
-	case map[any]any, map[string]any:
-		return "a map"
-	case []any:
-		return "a list"
-	}
-	return fmt.Sprintf("a %T", v)
-}
-
-func parseBool(name string, v any, dst *bool) error {
-	switch v := v.(type) {
-	case nil:
-		return nil
-	case bool:
-		*dst = v
-		return nil
-	case string:
-		if v == "" {
-			return nil
-		}
-		b, err := strconv.ParseBool(strings.ToLower(v))
-		if err != nil {
-			switch strings.ToLower(v) {
-			case "yes", "on":
-				b, err = true, nil
-			case "no", "off":
-				b, err = false, nil
-			}
-		}
-		if err == nil {
-			*dst = b
-			return nil
-		}
-	}
-	return fmt.Errorf("cos: parameter %s %v is not a boolean: want true or false", name, v)
-}
-
-var sizeSuffixes = map[string]int64{
-	"": 1, "b": 1, "k": kib, "kb": kib, "kib": kib, "m": mib, "mb": mib, "mib": mib, "g": gib, "gb": gib, "gib": gib,
-}
-
-var sizePattern = regexp.MustCompile(`^\s*([0-9]+)\s*([a-zA-Z]*)\s*$`)
-
-// parseSize accepts integers of every YAML kind, integral floats, and
-// strings with an optional binary size suffix ("16MiB", "16M", "0x10").
-func parseSize(name string, v any, dst *int64, min, max int64) error {
-	var n int64
-	bad := func() error {
-		return fmt.Errorf("cos: parameter %s %v is not a size: want an integer number of bytes from %d to %d, optionally with a suffix such as 16MiB", name, v, min, max)
-	}
-	switch v := v.(type) {
-	case nil:
-		return nil
-	case int:
-		n = int64(v)
-	case int64:
-		n = v
-	case int32:
-		n = int64(v)
-	case uint:
-		if uint64(v) > math.MaxInt64 {
-			return bad()
-		}
-		n = int64(v)
-	case uint64:
-		if v > math.MaxInt64 {
-			return bad()
-		}
-		n = int64(v)
-	case float64:
-		if v != math.Trunc(v) || v > math.MaxInt64 || v < math.MinInt64 {
-			return bad()
-		}
-		n = int64(v)
-	case string:
-		if v == "" {
-			return nil
-		}
-		if i, err := strconv.ParseInt(v, 0, 64); err == nil {
-			n = i
-			break
-		}
-		m := sizePattern.FindStringSubmatch(v)
-		if m == nil {
-			return bad()
-		}
-		unit, ok := sizeSuffixes[strings.ToLower(m[2])]
-		i, err := strconv.ParseInt(m[1], 10, 64)
-		if !ok || err != nil || i > math.MaxInt64/unit {
-			return bad()
-		}
-		n = i * unit
-	default:
-		return bad()
-	}
-	if n < min || n > max {
-		return fmt.Errorf("cos: parameter %s %d is out of range: want %d to %d", name, n, min, max)
-	}
-	*dst = n
-	return nil
-}
-
-func parseDuration(name string, v any, dst *time.Duration, min, max time.Duration) error {
-	var d time.Duration
-	switch v := v.(type) {
-	case nil:
-		return nil
-	case string:
-		if v == "" {
-			return nil
-		}
-		var err error
-		if d, err = time.ParseDuration(v); err != nil {
-			return fmt.Errorf("cos: parameter %s %q is not a duration: want a value such as 20m or 1h", name, v)
-		}
-	case int:
-		d = time.Duration(v) * time.Second
-	case int64:
-		d = time.Duration(v) * time.Second
-	case float64:
-		d = time.Duration(v * float64(time.Second))
-	default:
-		return fmt.Errorf("cos: parameter %s %v is not a duration: want a value such as 20m or 1h", name, v)
-	}
-	if d < min || d > max {
-		return fmt.Errorf("cos: parameter %s %v is out of range: want %v to %v", name, d, min, max)
-	}
-	*dst = d
-	return nil
-}
-
 func contains(list []string, s string) bool {
 	for _, x := range list {
 		if x == s {
@@ -538,13 +347,4 @@ func sortedCopy(list []string) []string {
 	c := append([]string(nil), list...)
 	sort.Strings(c)
 	return c
-}
-
-// FromParameters builds a driver from the registry's configuration map.
-func FromParameters(ctx context.Context, parameters map[string]any) (*Driver, error) {
-	p, err := ParseParameters(parameters)
-	if err != nil {
-		return nil, err
-	}
-	return New(ctx, p)
 }

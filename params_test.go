@@ -147,3 +147,113 @@ func TestParametersNeverPrintSecrets(t *testing.T) {
 }
 
 func fmtV(v any) string { return fmt.Sprintf("%v %+v %#v", v, v, v) }
+
+// TestStructAndMapPathsAgree feeds every parameter through both entry
+// points, the configuration map (ParseParameters) and the struct (New's
+// Validate on DefaultParameters), and demands the same parameters or the
+// same error. Ranges and derived defaults have one home, so they cannot
+// disagree (as maxconcurrency 5000 or a 64 MiB chunksize's buffer budget
+// once did).
+func TestStructAndMapPathsAgree(t *testing.T) {
+	tests := []struct {
+		key   string
+		value any
+		set   func(*Parameters)
+	}{
+		{"secretid", "AKIDother", func(p *Parameters) { p.SecretID = "AKIDother" }},
+		{"secretid", " AKIDspace", func(p *Parameters) { p.SecretID = " AKIDspace" }},
+		{"secretkey", "other-key", func(p *Parameters) { p.SecretKey = "other-key" }},
+		{"sessiontoken", "token", func(p *Parameters) { p.SessionToken = "token" }},
+		{"cvmrole", "role", func(p *Parameters) { p.CVMRole = "role" }},
+		{"cvmmetadataurl", "http://169.254.0.23", func(p *Parameters) { p.CVMMetadataURL = "http://169.254.0.23" }},
+		{"cvmmetadataurl", "metadata", func(p *Parameters) { p.CVMMetadataURL = "metadata" }},
+		{"profile", "ops", func(p *Parameters) { p.Profile = "ops" }},
+		{"rolearn", "qcs::cam::uin/1:roleName/r", func(p *Parameters) { p.RoleARN = "qcs::cam::uin/1:roleName/r" }},
+		{"rolesessionname", "registry-a", func(p *Parameters) { p.RoleSessionName = "registry-a" }},
+		{"rolesessionname", "bad name", func(p *Parameters) { p.RoleSessionName = "bad name" }},
+		{"roleduration", "1h", func(p *Parameters) { p.RoleDuration = time.Hour }},
+		{"roleduration", "13h", func(p *Parameters) { p.RoleDuration = 13 * time.Hour }},
+		{"roleduration", "1m", func(p *Parameters) { p.RoleDuration = time.Minute }},
+		{"stsendpoint", "https://sts.internal.tencentcloudapi.com", func(p *Parameters) { p.STSEndpoint = "https://sts.internal.tencentcloudapi.com" }},
+		{"stsendpoint", "sts", func(p *Parameters) { p.STSEndpoint = "sts" }},
+		{"bucket", "other-1250000000", func(p *Parameters) { p.Bucket = "other-1250000000" }},
+		{"bucket", "Other", func(p *Parameters) { p.Bucket = "Other" }},
+		{"region", "ap-shanghai", func(p *Parameters) { p.Region = "ap-shanghai" }},
+		{"region", "Shanghai!", func(p *Parameters) { p.Region = "Shanghai!" }},
+		{"endpoint", "https://cos.example.com", func(p *Parameters) { p.Endpoint = "https://cos.example.com" }},
+		{"endpoint", "https://cos.example.com/x", func(p *Parameters) { p.Endpoint = "https://cos.example.com/x" }},
+		{"accelerate", true, func(p *Parameters) { p.Accelerate = true }},
+		{"secure", false, func(p *Parameters) { p.Secure = false }},
+		{"skipverify", true, func(p *Parameters) { p.SkipVerify = true }},
+		{"rootdirectory", "/registry", func(p *Parameters) { p.RootDirectory = "/registry" }},
+		{"rootdirectory", `a\b`, func(p *Parameters) { p.RootDirectory = `a\b` }},
+		{"chunksize", 64 * mib, func(p *Parameters) { p.ChunkSize = 64 * mib }},
+		{"chunksize", 4 * mib, func(p *Parameters) { p.ChunkSize = 4 * mib }},
+		{"chunksize", 101 * mib, func(p *Parameters) { p.ChunkSize = 101 * mib }},
+		{"maxconcurrency", 20, func(p *Parameters) { p.MaxConcurrency = 20 }},
+		{"maxconcurrency", 5000, func(p *Parameters) { p.MaxConcurrency = 5000 }},
+		{"maxconcurrency", -1, func(p *Parameters) { p.MaxConcurrency = -1 }},
+		{"maxbuffermemory", 512 * mib, func(p *Parameters) { p.MaxBufferMemory = 512 * mib }},
+		{"maxbuffermemory", mib, func(p *Parameters) { p.MaxBufferMemory = mib }},
+		{"maxbuffermemory", 65 * gib, func(p *Parameters) { p.MaxBufferMemory = 65 * gib }},
+		{"maxretries", 7, func(p *Parameters) { p.MaxRetries = 7 }},
+		{"maxretries", 1000, func(p *Parameters) { p.MaxRetries = 1000 }},
+		{"maxretries", -1, func(p *Parameters) { p.MaxRetries = -1 }},
+		{"storageclass", "standard_ia", func(p *Parameters) { p.StorageClass = "standard_ia" }},
+		{"storageclass", "ARCHIVE", func(p *Parameters) { p.StorageClass = "ARCHIVE" }},
+		{"encrypt", true, func(p *Parameters) { p.Encrypt = true }},
+		{"kmskeyid", "kms-1", func(p *Parameters) { p.KMSKeyID = "kms-1" }},
+		{"redirectexpiry", "1h", func(p *Parameters) { p.RedirectExpiry = time.Hour }},
+		{"redirectexpiry", "200h", func(p *Parameters) { p.RedirectExpiry = 200 * time.Hour }},
+		{"redirectexpiry", "-1s", func(p *Parameters) { p.RedirectExpiry = -time.Second }},
+		{"redirectendpoint", "https://cdn.example.com", func(p *Parameters) { p.RedirectEndpoint = "https://cdn.example.com" }},
+		{"redirectendpoint", "cdn.example.com", func(p *Parameters) { p.RedirectEndpoint = "cdn.example.com" }},
+		{"multipartcopythreshold", 64 * mib, func(p *Parameters) { p.MultipartCopyThreshold = 64 * mib }},
+		{"multipartcopythreshold", 6 * gib, func(p *Parameters) { p.MultipartCopyThreshold = 6 * gib }},
+		{"multipartcopychunksize", 8 * mib, func(p *Parameters) { p.MultipartCopyChunkSize = 8 * mib }},
+		{"multipartcopychunksize", 1000, func(p *Parameters) { p.MultipartCopyChunkSize = 1000 }},
+		{"useragent", "mirror/1", func(p *Parameters) { p.UserAgent = "mirror/1" }},
+	}
+	covered := map[string]bool{}
+	for _, tc := range tests {
+		covered[tc.key] = true
+		t.Run(fmt.Sprintf("%s=%v", tc.key, tc.value), func(t *testing.T) {
+			m := baseConfig()
+			m[tc.key] = tc.value
+			fromMap, mapErr := ParseParameters(m)
+
+			p := DefaultParameters()
+			p.SecretID, p.SecretKey = "AKIDexample", "s3cr3t-value"
+			p.Bucket, p.Region = "registry-1250000000", "ap-guangzhou"
+			tc.set(&p)
+			before := p
+			structErr := p.Validate()
+			require.Equal(t, before, p, "Validate changed its parameters")
+
+			if mapErr != nil || structErr != nil {
+				require.Error(t, mapErr, "the map path accepts what the struct path refuses: %v", structErr)
+				require.Error(t, structErr, "the struct path accepts what the map path refuses: %v", mapErr)
+				require.Equal(t, mapErr.Error(), structErr.Error())
+				return
+			}
+			require.Equal(t, fromMap, p.withDefaults())
+		})
+	}
+	for _, name := range ParameterNames() {
+		require.True(t, covered[name], "parameter %s has no case here", name)
+	}
+}
+
+// TestDerivedBufferBudgetFollowsChunkSize pins the derived default through
+// both paths: 8 chunks of whatever chunksize is.
+func TestDerivedBufferBudgetFollowsChunkSize(t *testing.T) {
+	m := baseConfig()
+	m["chunksize"] = "64MiB"
+	fromMap, err := ParseParameters(m)
+	require.NoError(t, err)
+	require.EqualValues(t, DefaultBufferChunks*64*mib, fromMap.MaxBufferMemory)
+
+	p := DefaultParameters()
+	p.ChunkSize = 64 * mib
+	require.EqualValues(t, DefaultBufferChunks*64*mib, p.withDefaults().MaxBufferMemory)
+}

@@ -3,10 +3,7 @@ package cos
 import (
 	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"sort"
 	"strconv"
@@ -16,77 +13,11 @@ import (
 	cossdk "github.com/tencentyun/cos-go-sdk-v5"
 )
 
-// An upload in progress keeps its state in a small object at the upload's
-// own key, read back by key on resume: never by listing in-progress
-// uploads, whose lag on COS makes resumes fail at random. The object is
-// marked by this metadata header, whose value is the bytes written so far.
-const uploadStateMeta = "x-cos-meta-registry-upload-size"
-
-// uploadState is the record of an upload in progress. Tail, the data too
-// small to be a part (COS wants 1 MiB for every part but the last), is
-// stored after the JSON header, so a resume re-sends and re-copies nothing.
-type uploadState struct {
-	UploadID string         `json:"uploadId,omitempty"`
-	Parts    []uploadedPart `json:"parts,omitempty"`
-	Size     int64          `json:"size"` // bytes written: parts + tail
-	TailSize int            `json:"tailSize"`
-}
-
-// uploadedPart is a part COS has acknowledged, with the CRC64 COS computed
-// (the SDK checks it against the bytes sent).
-type uploadedPart struct {
-	Number int    `json:"n"`
-	ETag   string `json:"etag"`
-	Size   int64  `json:"size"`
-	CRC64  uint64 `json:"crc64"`
-}
-
-// State records are padded to a size that is uploadRecordResidue modulo
-// uploadRecordModulus, so Delete can tell from a listing alone whether a
-// tree may hold an upload whose parts it must abort. (Other objects of
-// such a size only cost one needless listing of in-progress uploads.)
-const (
-	uploadRecordModulus = 4096
-	uploadRecordResidue = 2477
-)
-
-func isUploadRecordSize(size int64) bool {
-	return size%uploadRecordModulus == uploadRecordResidue
-}
-
-func (s *uploadState) encode(tail []byte) []byte {
-	s.TailSize = len(tail)
-	header, _ := json.Marshal(s)
-	size := len(header) + 1 + len(tail)
-	pad := (uploadRecordResidue - size%uploadRecordModulus + uploadRecordModulus) % uploadRecordModulus
-	record := make([]byte, 0, size+pad)
-	record = append(record, header...)
-	record = append(record, bytes.Repeat([]byte{' '}, pad)...) // JSON ignores trailing spaces
-	record = append(record, '\n')
-	return append(record, tail...)
-}
-
-func decodeUploadState(data []byte) (*uploadState, []byte, error) {
-	i := bytes.IndexByte(data, '\n')
-	if i < 0 {
-		return nil, nil, errors.New("cos: upload state record has no header")
-	}
-	var s uploadState
-	if err := json.Unmarshal(data[:i], &s); err != nil {
-		return nil, nil, fmt.Errorf("cos: upload state record is corrupt: %w", err)
-	}
-	tail := data[i+1:]
-	if len(tail) != s.TailSize {
-		return nil, nil, fmt.Errorf("cos: upload state record is corrupt: tail of %d bytes, want %d", len(tail), s.TailSize)
-	}
-	return &s, tail, nil
-}
-
 // Writer returns a FileWriter for path. With append, it resumes the upload
 // that an earlier writer closed: one GET of its state record, nothing else.
 func (d *driver) Writer(ctx context.Context, path string, append bool) (storagedriver.FileWriter, error) {
 	key := d.key(path)
-	w := &writer{d: d, ctx: ctx, key: key, path: path, parts: map[int]uploadedPart{}, dirty: true}
+	w := &writer{d: d, ctx: ctx, key: key, path: path, partSize: int(d.params.ChunkSize), parts: map[int]uploadedPart{}, dirty: true}
 	if !append {
 		return w, nil
 	}
@@ -118,28 +49,6 @@ func (d *driver) Writer(ctx context.Context, path string, append bool) (storaged
 	return w, nil
 }
 
-// getUploadState reads the upload-state record at key in one GET. The body
-// is read inside the retried request, so a connection dropped mid-record
-// is sent again rather than failing the registry's PATCH. For committed
-// content only the headers are read.
-func (d *driver) getUploadState(ctx context.Context, key string) ([]byte, objectHead, error) {
-	var data []byte
-	var head objectHead
-	err := d.do(ctx, "GetObject", key, func(ctx context.Context) (*cossdk.Response, error) {
-		resp, err := d.client.Object.Get(ctx, key, nil)
-		if err != nil {
-			return resp, err
-		}
-		defer resp.Body.Close()
-		head = headOf(resp.Header, resp.ContentLength)
-		if head.uploadSize >= 0 {
-			data, err = io.ReadAll(resp.Body)
-		}
-		return resp, err
-	})
-	return data, head, err
-}
-
 // writer uploads a file as one PUT when it is small, else as a multipart
 // upload whose full chunks go up in the background while the next fills.
 type writer struct {
@@ -148,8 +57,9 @@ type writer struct {
 	key  string
 	path string
 
-	buf  []byte // chunk being filled (from the driver's buffer pool)
-	tail []byte // resumed tail, until a buffer takes it over
+	partSize int    // size of every part but the last: the driver's chunksize
+	buf      []byte // part being filled (from the driver's buffer pool)
+	tail     []byte // resumed tail, until a buffer takes it over
 
 	uploadID string
 	nextPart int // number of the last part started
@@ -181,13 +91,13 @@ func (w *writer) Write(p []byte) (int, error) {
 			w.buf = append(buf, w.tail...)
 			w.tail = nil
 		}
-		n := copy(w.buf[len(w.buf):cap(w.buf)], p)
+		n := copy(w.buf[len(w.buf):w.partSize], p)
 		w.buf = w.buf[:len(w.buf)+n]
 		w.size += int64(n)
 		w.dirty = true
 		written += n
 		p = p[n:]
-		if len(w.buf) == cap(w.buf) {
+		if len(w.buf) == w.partSize {
 			if err := w.startPart(w.buf, true); err != nil {
 				return written, err
 			}
@@ -255,14 +165,9 @@ func (w *writer) startPart(data []byte, background bool) error {
 }
 
 func (w *writer) initiate() error {
-	return w.d.do(w.ctx, "InitiateMultipartUpload", w.key, func(ctx context.Context) (*cossdk.Response, error) {
-		res, resp, err := w.d.client.Object.InitiateMultipartUpload(ctx, w.key,
-			&cossdk.InitiateMultipartUploadOptions{ObjectPutHeaderOptions: w.d.putHeaders(-1)})
-		if err == nil {
-			w.uploadID = res.UploadID
-		}
-		return resp, err
-	})
+	uploadID, err := w.d.initiate(w.ctx, w.key)
+	w.uploadID = uploadID
+	return err
 }
 
 func (w *writer) uploadPart(number int, data []byte) error {
@@ -393,27 +298,7 @@ func (w *writer) complete(ctx context.Context) error {
 		list[i] = cossdk.Object{PartNumber: p.Number, ETag: p.ETag}
 		crc = crcCombine(crc, p.CRC64, p.Size)
 	}
-	want := formatCRC(crc)
-	err := w.d.do(ctx, "CompleteMultipartUpload", w.key, func(ctx context.Context) (*cossdk.Response, error) {
-		_, resp, err := w.d.client.Object.CompleteMultipartUpload(ctx, w.key, w.uploadID,
-			&cossdk.CompleteMultipartUploadOptions{Parts: list})
-		if err != nil {
-			return resp, err
-		}
-		if got := resp.Header.Get("x-cos-hash-crc64ecma"); got != "" && got != want {
-			return resp, &localError{fmt.Errorf("cos: %s is corrupt after upload: COS computed CRC64 %s for the object, its parts add up to %s", w.path, got, want)}
-		}
-		return resp, nil
-	})
-	if err == nil {
-		return nil
-	}
-	// A Complete whose answer was lost may still have been applied: a
-	// retry then finds NoSuchUpload. Look at the object before failing.
-	if head, herr := w.d.head(ctx, w.key); herr == nil && head.uploadSize < 0 && head.size == w.size && head.crc64 == want {
-		return nil
-	}
-	return err
+	return w.d.complete(ctx, w.key, w.uploadID, list, completion{size: w.size, crc64: formatCRC(crc), describe: w.path + " after upload"})
 }
 
 // Cancel aborts the multipart upload and removes the state record.

@@ -1,0 +1,185 @@
+package cos
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	cossdk "github.com/tencentyun/cos-go-sdk-v5"
+)
+
+// endpoints says where the driver's requests go, resolved once from the
+// parameters (Validate checks them through the same function).
+type endpoints struct {
+	// api is the base URL of every API request.
+	api *url.URL
+	// hostHeader, when set, replaces the Host of API requests: an IP or
+	// localhost endpoint does not name the bucket.
+	hostHeader string
+	// copySourceHost names the bucket in x-cos-copy-source.
+	copySourceHost string
+	// redirect is the base URL of presigned redirect URLs.
+	redirect *url.URL
+}
+
+// resolveEndpoints works out the endpoints of valid parameters, or says
+// which parameter makes them impossible.
+func resolveEndpoints(p Parameters) (endpoints, error) {
+	var e endpoints
+	scheme := "https"
+	if !p.Secure {
+		scheme = "http"
+	}
+	switch {
+	case p.Endpoint != "":
+		u, err := parseBaseURL("endpoint", p.Endpoint)
+		if err != nil {
+			return e, err
+		}
+		if p.Accelerate {
+			return e, fmt.Errorf("cos: parameters endpoint and accelerate exclude each other")
+		}
+		u.Path = ""
+		e.api = u
+		if isLocalHost(u.Hostname()) {
+			if p.Region == "" {
+				return e, fmt.Errorf("cos: parameter region is required with endpoint %q: requests carry the bucket's host name, which names the region", p.Endpoint)
+			}
+			// Send the bucket's own host name so the configured bucket is addressed.
+			e.hostHeader = bucketHost(p.Bucket, p.Region)
+		}
+	case p.Accelerate:
+		e.api = &url.URL{Scheme: scheme, Host: p.Bucket + ".cos.accelerate.myqcloud.com"}
+	case p.Region == "":
+		return e, fmt.Errorf("cos: parameter region is required (such as \"ap-guangzhou\") unless endpoint is set")
+	default:
+		e.api = &url.URL{Scheme: scheme, Host: bucketHost(p.Bucket, p.Region)}
+	}
+	// Copies name their source by the bucket's canonical host.
+	e.copySourceHost = e.api.Host
+	if p.Region != "" {
+		e.copySourceHost = bucketHost(p.Bucket, p.Region)
+	}
+	e.redirect = e.api
+	if p.RedirectEndpoint != "" {
+		u, err := parseBaseURL("redirectendpoint", p.RedirectEndpoint)
+		if err != nil {
+			return e, err
+		}
+		u.Path = ""
+		e.redirect = u
+	}
+	return e, nil
+}
+
+// bucketHost is the default host of a bucket in a region.
+func bucketHost(bucket, region string) string {
+	return fmt.Sprintf("%s.cos.%s.myqcloud.com", bucket, region)
+}
+
+// newDriver builds the driver of validated parameters: the transport, the
+// signing credentials and the SDK clients.
+func newDriver(ctx context.Context, p Parameters, e endpoints) (*driver, error) {
+	d := &driver{
+		params:    p,
+		endpoints: e,
+		root:      strings.Trim(p.RootDirectory, "/"),
+		requests:  make(chan struct{}, p.MaxConcurrency),
+		buffers:   newBufferPool(int(p.ChunkSize), int(p.MaxBufferMemory/p.ChunkSize), defaultMetrics.bufferBytes),
+		metrics:   defaultMetrics,
+	}
+	credentials, err := newCredentialSource(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	d.credentials = credentials
+	signer := &signingTransport{source: credentials, base: newTransport(p)}
+	newClient := func(u *url.URL) *cossdk.Client {
+		c := cossdk.NewClient(&cossdk.BaseURL{BucketURL: u}, &http.Client{Transport: signer})
+		// The driver retries with backoff itself (retry.go); one try per call here.
+		c.Conf.RetryOpt.Count = 1
+		c.Conf.EnableCRC = true
+		c.UserAgent = strings.TrimSpace("registry-cos " + p.UserAgent)
+		return c
+	}
+	d.client = newClient(e.api)
+	d.client.Host = e.hostHeader
+	d.presign = newClient(e.redirect)
+	if p.RedirectEndpoint != "" || e.hostHeader != "" {
+		// The SDK refuses base URLs that are not COS hosts.
+		d.presign.DisableURLCheck()
+		d.client.DisableURLCheck()
+	}
+	return d, nil
+}
+
+// newTransport is the HTTP transport of every COS request.
+func newTransport(p Parameters) *http.Transport {
+	return &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:          4 * p.MaxConcurrency,
+		MaxIdleConnsPerHost:   4 * p.MaxConcurrency,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		// COS answers Complete and copies with keep-alive spaces once it
+		// starts, so a long silence before the headers means trouble.
+		ResponseHeaderTimeout: 5 * time.Minute,
+		// Blobs are never stored compressed; do not let Go unzip anything.
+		DisableCompression: true,
+		TLSClientConfig:    &tls.Config{InsecureSkipVerify: p.SkipVerify}, //nolint:gosec // opt-in skipverify
+	}
+}
+
+// checkBucket turns the common start-up mistakes into one plain sentence.
+func (d *driver) checkBucket(ctx context.Context) error {
+	err := d.do(ctx, "HeadBucket", "", func(ctx context.Context) (*cossdk.Response, error) {
+		return d.client.Bucket.Head(ctx)
+	})
+	if err == nil {
+		return nil
+	}
+	where := fmt.Sprintf("bucket %q", d.params.Bucket)
+	if d.params.Region != "" {
+		where += fmt.Sprintf(" in region %s", d.params.Region)
+	}
+	status := statusOf(err)
+	if status == http.StatusNotFound {
+		return fmt.Errorf("cos: %s does not exist: check the bucket name (\"name-appid\") and the region", where)
+	}
+	if status == http.StatusForbidden || status == http.StatusBadRequest {
+		// HEAD answers carry no error code; a one-key listing says which.
+		code := ""
+		if _, _, lerr := d.client.Bucket.Get(ctx, &cossdk.BucketGetOptions{MaxKeys: 1}); lerr != nil {
+			code = codeOf(lerr)
+		}
+		switch code {
+		case "InvalidAccessKeyId":
+			return fmt.Errorf("cos: access to %s denied: secretid is not a known SecretId (InvalidAccessKeyId)", where)
+		case "SignatureDoesNotMatch":
+			return fmt.Errorf("cos: access to %s denied: secretkey does not match secretid (SignatureDoesNotMatch)", where)
+		case "ExpiredToken":
+			return fmt.Errorf("cos: access to %s denied: the session token has expired (ExpiredToken)", where)
+		case "RequestTimeTooSkewed":
+			return fmt.Errorf("cos: access to %s denied: this machine's clock is more than 15 minutes off (RequestTimeTooSkewed)", where)
+		}
+		if status == http.StatusForbidden {
+			return fmt.Errorf("cos: access to %s denied: check secretid, secretkey and that the key's CAM policy allows this bucket", where)
+		}
+	}
+	var local *localError
+	if errors.As(err, &local) {
+		return local.err // such as credentials that could not be had
+	}
+	if statusOf(err) == 0 {
+		return fmt.Errorf("cos: cannot reach %s at %s: %v", where, d.client.BaseURL.BucketURL, rootCause(err))
+	}
+	return fmt.Errorf("cos: checking %s failed: %v", where, rootCause(err))
+}

@@ -1,0 +1,106 @@
+package cos
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+
+	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
+
+	"github.com/registry-cos/cos/costest"
+	"github.com/stretchr/testify/require"
+)
+
+// TestDelete ports the s3 driver's table: a delete never touches siblings.
+func TestDelete(t *testing.T) {
+	srv := newServer(t, costest.Options{})
+	d := newTestDriver(t, srv, nil)
+	objs := []string{
+		"/file1", "/file1-2", "/folder1/file1", "/folder2/file1", "/folder3/file1",
+		"/folder3/subfolder1/subfolder1/file1", "/folder3/subfolder2/subfolder1/file1",
+		"/folder4/file1", "/folder1-v2/file1", "/folder1-v2/subfolder1/file1",
+	}
+	type testCase struct {
+		name    string
+		delete  string
+		deleted []string
+		errType any
+	}
+	tcs := []testCase{
+		{name: "folder1", delete: "/folder1", deleted: []string{"/folder1/file1"}},
+		{name: "folder3", delete: "/folder3", deleted: []string{"/folder3/file1", "/folder3/subfolder1/subfolder1/file1", "/folder3/subfolder2/subfolder1/file1"}},
+		{name: "missing", delete: "/path/does/not/exist", errType: storagedriver.PathNotFoundError{}},
+		{name: "trailing slash", delete: "/path/is/invalid/", errType: storagedriver.InvalidPathError{}},
+		{name: "trailing special character", delete: "/path/is/invalid*", errType: storagedriver.InvalidPathError{}},
+	}
+	for _, p := range objs {
+		tcs = append(tcs, testCase{name: "file " + p, delete: p, deleted: []string{p}})
+	}
+	for _, tc := range tcs {
+		t.Run(tc.name, func(t *testing.T) {
+			putFiles(t, d, objs)
+			err := d.Delete(context.Background(), tc.delete)
+			if tc.errType != nil {
+				require.IsType(t, tc.errType, err)
+			} else {
+				require.NoError(t, err)
+			}
+			for _, p := range objs {
+				_, err := d.GetContent(context.Background(), p)
+				if slices.Contains(tc.deleted, p) {
+					require.IsType(t, storagedriver.PathNotFoundError{}, err, "%s should be deleted", p)
+				} else {
+					require.NoError(t, err, "%s should remain", p)
+				}
+			}
+		})
+	}
+}
+
+// TestDeleteAbortsUploads: deleting an upload directory leaves no parts.
+func TestDeleteAbortsUploads(t *testing.T) {
+	ctx := context.Background()
+	srv := newServer(t, costest.Options{})
+	d := newTestDriver(t, srv, func(p *Parameters) { p.ChunkSize = MinChunkSize })
+	w, err := d.Writer(ctx, "/_uploads/u1/data", false)
+	require.NoError(t, err)
+	_, err = w.Write(randomBytes(t, 2*MinChunkSize+1))
+	require.NoError(t, err)
+	require.NoError(t, w.Close())
+	require.NoError(t, d.PutContent(ctx, "/_uploads/u1/startedat", []byte("now")))
+	require.NoError(t, d.Delete(ctx, "/_uploads/u1"))
+	require.EqualValues(t, 1, srv.Stats().Count("AbortMultipartUpload"))
+	_, err = d.Writer(ctx, "/_uploads/u1/data", true)
+	require.IsType(t, storagedriver.PathNotFoundError{}, err)
+}
+
+// TestDeleteCosts: a committed tree costs one listing and one batch delete;
+// siblings that sort before "key/" are skipped, never deleted.
+func TestDeleteCosts(t *testing.T) {
+	ctx := context.Background()
+	srv := newServer(t, costest.Options{})
+	d := newTestDriver(t, srv, nil)
+	in := internal(d)
+	putFiles(t, d, []string{"/blobs/ab/abcd/data", "/blobs/ab/abce/data"})
+	srv.ResetStats()
+	require.NoError(t, d.Delete(ctx, "/blobs/ab/abcd"))
+	st := srv.Stats()
+	require.EqualValues(t, 2, st.Total(), "requests: %v", st.Requests)
+	require.EqualValues(t, 1, st.Count("ListObjects"))
+
+	for i := range 1001 {
+		require.NoError(t, in.putObject(ctx, fmt.Sprintf("sib/a-x/file%04d", i), nil, nil))
+	}
+	putFiles(t, d, []string{"/sib/a", "/sib/a/file", "/sib/a0"})
+	require.NoError(t, d.Delete(ctx, "/sib/a"))
+	for _, p := range []string{"/sib/a", "/sib/a/file"} {
+		_, err := d.Stat(ctx, p)
+		require.IsType(t, storagedriver.PathNotFoundError{}, err, p)
+	}
+	list, err := d.List(ctx, "/sib")
+	require.NoError(t, err)
+	require.ElementsMatch(t, []string{"/sib/a-x", "/sib/a0"}, list, "siblings survive")
+	_, err = d.Stat(ctx, "/blobs/ab/abce/data")
+	require.NoError(t, err)
+}

@@ -1,0 +1,125 @@
+package cos
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync"
+
+	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
+	cossdk "github.com/tencentyun/cos-go-sdk-v5"
+)
+
+// Move copies sourcePath to destPath on the server (in parallel parts above
+// multipartcopythreshold), then deletes the source key.
+func (d *driver) Move(ctx context.Context, sourcePath, destPath string) error {
+	src, dst := d.key(sourcePath), d.key(destPath)
+	head, err := d.head(ctx, src)
+	if err != nil {
+		if isNotFound(err) {
+			return storagedriver.PathNotFoundError{Path: sourcePath}
+		}
+		return err
+	}
+	if head.uploadSize >= 0 {
+		return storagedriver.PathNotFoundError{Path: sourcePath}
+	}
+	// Validate caps the threshold at COS's 5 GB single-copy limit.
+	if head.size > d.params.MultipartCopyThreshold {
+		err = d.multipartCopy(ctx, src, dst, head)
+	} else {
+		err = d.copyObject(ctx, src, dst, head)
+	}
+	if err != nil {
+		return err
+	}
+	return d.deleteObject(ctx, src)
+}
+
+// copySource is the x-cos-copy-source value of key.
+func (d *driver) copySource(key string) string {
+	return d.endpoints.copySourceHost + "/" + key
+}
+
+func (d *driver) copyObject(ctx context.Context, src, dst string, head objectHead) error {
+	var result *cossdk.ObjectCopyResult
+	err := d.do(ctx, "CopyObject", dst, func(ctx context.Context) (*cossdk.Response, error) {
+		h := &cossdk.ObjectCopyHeaderOptions{XCosStorageClass: d.params.StorageClass}
+		d.encryption(func(name, value string) {
+			if h.XOptionHeader == nil {
+				h.XOptionHeader = &http.Header{}
+			}
+			h.XOptionHeader.Set(name, value)
+		})
+		var resp *cossdk.Response
+		var err error
+		result, resp, err = d.client.Object.Copy(ctx, dst, d.copySource(src), &cossdk.ObjectCopyOptions{ObjectCopyHeaderOptions: h})
+		if err == nil && result != nil && result.CRC64 != "" && head.crc64 != "" && result.CRC64 != head.crc64 {
+			return resp, &localError{fmt.Errorf("cos: copy of %s to %s: CRC64 %s does not match the source's %s", src, dst, result.CRC64, head.crc64)}
+		}
+		return resp, err
+	})
+	return err
+}
+
+// multipartCopy copies src to dst on the server in parallel Upload Part -
+// Copy requests of multipartcopychunksize, so objects above COS's 5 GB
+// single-copy limit move too. A failed copy aborts its upload.
+func (d *driver) multipartCopy(ctx context.Context, src, dst string, head objectHead) error {
+	uploadID, err := d.initiate(ctx, dst)
+	if err != nil {
+		return err
+	}
+	chunk := d.params.MultipartCopyChunkSize
+	count := int((head.size + chunk - 1) / chunk)
+	parts := make([]cossdk.Object, count)
+	errs := make(chan error, count)
+	numbers := make(chan int)
+	var wg sync.WaitGroup
+	for range min(count, d.params.MaxConcurrency) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range numbers {
+				first := int64(i) * chunk
+				last := min(first+chunk, head.size) - 1
+				errs <- d.do(ctx, "UploadPartCopy", dst, func(ctx context.Context) (*cossdk.Response, error) {
+					res, resp, err := d.client.Object.CopyPart(ctx, dst, uploadID, i+1, d.copySource(src),
+						&cossdk.ObjectCopyPartOptions{XCosCopySourceRange: fmt.Sprintf("bytes=%d-%d", first, last)})
+					if err == nil {
+						parts[i] = cossdk.Object{PartNumber: i + 1, ETag: res.ETag}
+					}
+					return resp, err
+				})
+			}
+		}()
+	}
+	go func() {
+		defer close(numbers)
+		for i := range count {
+			select {
+			case numbers <- i:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		if e != nil && err == nil {
+			err = e
+		}
+	}
+	if err == nil {
+		err = ctx.Err()
+	}
+	if err == nil {
+		err = d.complete(ctx, dst, uploadID, parts, completion{size: head.size, crc64: head.crc64, describe: "copy of " + src + " to " + dst})
+	}
+	if err != nil {
+		_ = d.abort(context.WithoutCancel(ctx), dst, uploadID)
+		return err
+	}
+	return nil
+}

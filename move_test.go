@@ -1,0 +1,55 @@
+package cos
+
+import (
+	"bytes"
+	"context"
+	"testing"
+
+	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
+
+	"github.com/registry-cos/cos/costest"
+	"github.com/stretchr/testify/require"
+)
+
+// TestMoveWithMultipartCopy moves an object in parallel part copies.
+func TestMoveWithMultipartCopy(t *testing.T) {
+	srv := newServer(t, costest.Options{})
+	d := newTestDriver(t, srv, func(p *Parameters) {
+		p.MultipartCopyThreshold = 2 * mib
+		p.MultipartCopyChunkSize = 1 * mib
+	})
+	content := randomBytes(t, 5*mib+123)
+	require.NoError(t, d.PutContent(context.Background(), "/src", content))
+	srv.ResetStats()
+	require.NoError(t, d.Move(context.Background(), "/src", "/dst"))
+	require.EqualValues(t, 6, srv.Stats().Count("UploadPartCopy"), "5 MiB+ in 1 MiB parts")
+	got, err := d.GetContent(context.Background(), "/dst")
+	require.NoError(t, err)
+	require.True(t, bytes.Equal(content, got), "moved content differs")
+	_, err = d.Stat(context.Background(), "/src")
+	require.IsType(t, storagedriver.PathNotFoundError{}, err)
+}
+
+// TestCopyCRCMismatchIsFinal: a copy whose CRC64 differs from the source's
+// is reported at once, by the single copy and the multipart copy alike;
+// sending it again cannot mend it.
+func TestCopyCRCMismatchIsFinal(t *testing.T) {
+	ctx := context.Background()
+	srv := newServer(t, costest.Options{})
+	d := newTestDriver(t, srv, func(p *Parameters) { p.MultipartCopyChunkSize = minPartSize })
+	id := internal(d)
+	require.NoError(t, d.PutContent(ctx, "/src", randomBytes(t, 2*minPartSize+1)))
+	head, err := id.head(ctx, id.key("/src"))
+	require.NoError(t, err)
+	head.crc64 = "12345" // what the source's HEAD would have said were it another object
+
+	for name, copyFn := range map[string]func() error{
+		"CopyObject":              func() error { return id.copyObject(ctx, id.key("/src"), id.key("/single"), head) },
+		"CompleteMultipartUpload": func() error { return id.multipartCopy(ctx, id.key("/src"), id.key("/parts"), head) },
+	} {
+		srv.ResetStats()
+		err := copyFn()
+		require.ErrorContains(t, err, "CRC64", name)
+		require.EqualValues(t, 1, srv.Stats().Count(name), "%s: a CRC mismatch was sent again", name)
+	}
+}

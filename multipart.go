@@ -1,0 +1,104 @@
+package cos
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	cossdk "github.com/tencentyun/cos-go-sdk-v5"
+)
+
+// Multipart uploads, as the writer and Move's multipart copy both use them.
+
+// initiate starts a multipart upload at key with the driver's write headers.
+func (d *driver) initiate(ctx context.Context, key string) (string, error) {
+	var uploadID string
+	err := d.do(ctx, "InitiateMultipartUpload", key, func(ctx context.Context) (*cossdk.Response, error) {
+		res, resp, err := d.client.Object.InitiateMultipartUpload(ctx, key,
+			&cossdk.InitiateMultipartUploadOptions{ObjectPutHeaderOptions: d.putHeaders(-1)})
+		if err == nil {
+			uploadID = res.UploadID
+		}
+		return resp, err
+	})
+	return uploadID, err
+}
+
+// completion is what a completed upload must be: its size and the CRC64
+// COS must compute for it; describe names the object in errors.
+type completion struct {
+	size     int64
+	crc64    string // "" when unknown: not checked
+	describe string // such as "/docker/registry/v2/blobs/..." or "copy of a to b"
+}
+
+// complete completes a multipart upload and checks the object COS made
+// against want. A CRC64 mismatch is final (sending again cannot fix it). A
+// Complete whose answer was lost may still have been applied, so a retry
+// then finds NoSuchUpload: before failing, HEAD says whether the object is
+// already what was asked.
+func (d *driver) complete(ctx context.Context, key, uploadID string, parts []cossdk.Object, want completion) error {
+	err := d.do(ctx, "CompleteMultipartUpload", key, func(ctx context.Context) (*cossdk.Response, error) {
+		_, resp, err := d.client.Object.CompleteMultipartUpload(ctx, key, uploadID,
+			&cossdk.CompleteMultipartUploadOptions{Parts: parts})
+		if err != nil {
+			return resp, err
+		}
+		if got := resp.Header.Get("x-cos-hash-crc64ecma"); got != "" && want.crc64 != "" && got != want.crc64 {
+			return resp, &localError{fmt.Errorf("cos: %s is corrupt: COS computed CRC64 %s, want %s", want.describe, got, want.crc64)}
+		}
+		return resp, nil
+	})
+	if err == nil || want.crc64 == "" {
+		return err
+	}
+	var local *localError
+	if !errors.As(err, &local) {
+		if head, herr := d.head(ctx, key); herr == nil && head.uploadSize < 0 && head.size == want.size && head.crc64 == want.crc64 {
+			return nil
+		}
+	}
+	return err
+}
+
+// abort aborts one multipart upload; one already gone is not an error.
+func (d *driver) abort(ctx context.Context, key, uploadID string) error {
+	err := d.do(ctx, "AbortMultipartUpload", key, func(ctx context.Context) (*cossdk.Response, error) {
+		return d.client.Object.AbortMultipartUpload(ctx, key, uploadID)
+	})
+	if statusOf(err) == http.StatusNotFound {
+		return nil
+	}
+	return err
+}
+
+// abortUploads aborts the in-progress multipart uploads of key and of every
+// key under "key/".
+func (d *driver) abortUploads(ctx context.Context, key string) error {
+	opt := &cossdk.ObjectListUploadsOptions{Prefix: key, MaxUploads: maxListKeys}
+	for {
+		var res *cossdk.ObjectListUploadsResult
+		err := d.do(ctx, "ListMultipartUploads", key, func(ctx context.Context) (*cossdk.Response, error) {
+			var resp *cossdk.Response
+			var err error
+			res, resp, err = d.client.Object.ListUploads(ctx, opt)
+			return resp, err
+		})
+		if err != nil {
+			return err
+		}
+		for _, u := range res.Upload {
+			if u.Key == key || key == "" || strings.HasPrefix(u.Key, key+"/") {
+				if err := d.abort(ctx, u.Key, u.UploadID); err != nil {
+					return err
+				}
+			}
+		}
+		if !res.IsTruncated || res.NextKeyMarker == "" {
+			return nil
+		}
+		opt.KeyMarker, opt.UploadIdMarker = res.NextKeyMarker, res.NextUploadIdMarker
+	}
+}

@@ -1,0 +1,112 @@
+package cos
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
+
+	"github.com/registry-cos/cos/costest"
+	"github.com/stretchr/testify/require"
+)
+
+// TestResumeAcrossDriversWithListLag is the failure the s3 driver has in
+// the field: two registry replicas alternate on one upload while listings
+// lag. Resume reads the state by key, so it never notices the lag.
+func TestResumeAcrossDriversWithListLag(t *testing.T) {
+	ctx := context.Background()
+	srv := newServer(t, costest.Options{Faults: costest.Faults{ListLag: 5 * time.Second}})
+	drivers := []*Driver{newTestDriver(t, srv, nil), newTestDriver(t, srv, nil)}
+	for _, chunk := range []int{300 * kib, 3 * mib, 7*mib + 11} {
+		t.Run(fmt.Sprintf("chunk %d", chunk), func(t *testing.T) {
+			p := fmt.Sprintf("/uploads/%d/data", chunk)
+			var all []byte
+			w, err := drivers[0].Writer(ctx, p, false)
+			require.NoError(t, err)
+			require.NoError(t, w.Close())
+			for i := range 4 {
+				w, err := drivers[i%2].Writer(ctx, p, true)
+				require.NoError(t, err, "resume %d", i)
+				require.EqualValues(t, len(all), w.Size(), "size after resume %d", i)
+				data := randomBytes(t, chunk)
+				_, err = w.Write(data)
+				require.NoError(t, err)
+				all = append(all, data...)
+				require.NoError(t, w.Close())
+			}
+			w, err = drivers[1].Writer(ctx, p, true)
+			require.NoError(t, err)
+			require.NoError(t, w.Commit(ctx))
+			got, err := drivers[0].GetContent(ctx, p)
+			require.NoError(t, err)
+			require.True(t, bytes.Equal(all, got), "content after alternating resumes")
+		})
+	}
+}
+
+// TestUploadStateIsNotContent: an upload in progress is invisible to reads
+// and looks like a partly written file to Stat.
+func TestUploadStateIsNotContent(t *testing.T) {
+	ctx := context.Background()
+	srv := newServer(t, costest.Options{})
+	d := newTestDriver(t, srv, nil)
+	w, err := d.Writer(ctx, "/partial", false)
+	require.NoError(t, err)
+	_, err = w.Write([]byte("0123456789"))
+	require.NoError(t, err)
+	require.NoError(t, w.Close())
+	_, err = d.GetContent(ctx, "/partial")
+	require.IsType(t, storagedriver.PathNotFoundError{}, err)
+	_, err = d.Reader(ctx, "/partial", 5)
+	require.IsType(t, storagedriver.PathNotFoundError{}, err)
+	fi, err := d.Stat(ctx, "/partial")
+	require.NoError(t, err)
+	require.EqualValues(t, 10, fi.Size())
+	require.False(t, fi.IsDir())
+	require.Error(t, d.Move(ctx, "/partial", "/elsewhere"), "an upload in progress cannot be moved")
+}
+
+// TestCRCMismatchIsReported corrupts the CRC64 COS reports on Complete.
+func TestCRCMismatchIsReported(t *testing.T) {
+	ctx := context.Background()
+	srv := newServer(t, costest.Options{})
+	d := newTestDriver(t, srv, func(p *Parameters) { p.ChunkSize = MinChunkSize })
+	w, err := d.Writer(ctx, "/blob", false)
+	require.NoError(t, err)
+	_, err = w.Write(randomBytes(t, MinChunkSize+10))
+	require.NoError(t, err)
+	// Pretend COS acknowledged a part with another CRC64 than the one it
+	// computes for the object: Complete must not be taken as done.
+	iw := w.(*writer)
+	require.NoError(t, iw.settle())
+	part := iw.parts[1]
+	part.CRC64 ^= 1
+	iw.parts[1] = part
+	err = w.Commit(ctx)
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "CRC64")
+}
+
+// TestResumeSurvivesDroppedConnections: reading the upload-state record is
+// retried when the connection drops mid-record, so a PATCH does not fail.
+func TestResumeSurvivesDroppedConnections(t *testing.T) {
+	ctx := context.Background()
+	srv := newServer(t, costest.Options{Seed: 11})
+	d := newTestDriver(t, srv, func(p *Parameters) { p.MaxRetries = 30 })
+	w, err := d.Writer(ctx, "/upload", false)
+	require.NoError(t, err)
+	_, err = w.Write(randomBytes(t, 700*kib))
+	require.NoError(t, err)
+	require.NoError(t, w.Close())
+	srv.SetFaults(costest.Faults{DropRate: 0.5})
+	for i := range 5 {
+		w, err := d.Writer(ctx, "/upload", true)
+		require.NoError(t, err, "resume %d", i)
+		require.EqualValues(t, 700*kib, w.Size())
+	}
+	srv.SetFaults(costest.Faults{})
+	require.Positive(t, srv.Stats().Faults["drop"], "connections were dropped")
+}
