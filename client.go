@@ -99,15 +99,8 @@ func newDriver(ctx context.Context, p Parameters, e endpoints) (*driver, error) 
 		return nil, err
 	}
 	d.credentials = credentials
-	signer := &signingTransport{source: credentials, base: newTransport(p)}
-	newClient := func(u *url.URL) *cossdk.Client {
-		c := cossdk.NewClient(&cossdk.BaseURL{BucketURL: u}, &http.Client{Transport: signer})
-		// The driver retries with backoff itself (retry.go); one try per call here.
-		c.Conf.RetryOpt.Count = 1
-		c.Conf.EnableCRC = true
-		c.UserAgent = strings.TrimSpace("registry-cos " + p.UserAgent)
-		return c
-	}
+	d.httpClient = &http.Client{Transport: &signingTransport{source: credentials, base: newTransport(p)}}
+	newClient := func(u *url.URL) *cossdk.Client { return d.newSDKClient(u, true) }
 	d.client = newClient(e.api)
 	d.client.Host = e.hostHeader
 	d.presign = newClient(e.redirect)
@@ -117,6 +110,31 @@ func newDriver(ctx context.Context, p Parameters, e endpoints) (*driver, error) 
 		d.client.DisableURLCheck()
 	}
 	return d, nil
+}
+
+// newSDKClient is an SDK client for base URL u on the driver's signing
+// transport. The driver retries with backoff itself (retry.go), so the SDK
+// tries once per call; checkCRC turns on the SDK's CRC64 verification.
+func (d *driver) newSDKClient(u *url.URL, checkCRC bool) *cossdk.Client {
+	c := cossdk.NewClient(&cossdk.BaseURL{BucketURL: u}, d.httpClient)
+	c.Conf.RetryOpt.Count = 1
+	c.Conf.EnableCRC = checkCRC
+	c.UserAgent = strings.TrimSpace("registry-cos " + d.params.UserAgent)
+	return c
+}
+
+// ProbeClient returns a new SDK client for the driver's bucket, endpoint
+// and credentials that leaves COS's answers unchecked (no CRC64
+// verification, one try per call), for probes such as `registry-cos
+// check` that judge those answers themselves.
+func (d *Driver) ProbeClient() *cossdk.Client {
+	id := d.Base.StorageDriver.(*driver)
+	c := id.newSDKClient(id.endpoints.api, false)
+	c.Host = id.endpoints.hostHeader
+	if c.Host != "" {
+		c.DisableURLCheck()
+	}
+	return c
 }
 
 // newTransport is the HTTP transport of every COS request.

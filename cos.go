@@ -57,14 +57,15 @@ type baseEmbed struct {
 
 // driver is the implementation behind Driver.
 type driver struct {
-	client    *cossdk.Client // API requests
-	presign   *cossdk.Client // redirect URLs, signed for the host clients use
-	params    Parameters
-	root      string    // rootdirectory without surrounding slashes
-	endpoints endpoints // where requests go (client.go)
-	requests  chan struct{}
-	buffers   *bufferPool
-	metrics   *metrics
+	client     *cossdk.Client // API requests
+	presign    *cossdk.Client // redirect URLs, signed for the host clients use
+	params     Parameters
+	root       string       // rootdirectory without surrounding slashes
+	endpoints  endpoints    // where requests go (client.go)
+	httpClient *http.Client // signs every request
+	requests   chan struct{}
+	buffers    *bufferPool
+	metrics    *metrics
 	// credentials sign every request (credentials.go).
 	credentials credentialSource
 }

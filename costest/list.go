@@ -157,6 +157,9 @@ func (q *request) listObjects() error {
 	if res.IsTruncated {
 		res.NextMarker = encodeListName(last, encoding)
 	}
+	if q.h.misbehavior().UnorderedListing {
+		reverseListing(res.Contents)
+	}
 	q.w.Header().Set("x-cos-bucket-region", q.h.regionOf(q.bucket))
 	q.writeXML(res)
 	return nil

@@ -44,6 +44,9 @@ var unsupportedSubresources = []string{
 // whether a key is present, on subresource query keys and on the
 // x-cos-copy-source header.
 func operationOf(r *http.Request) string {
+	if op := bucketConfigOperation(r); op != "" {
+		return op
+	}
 	q := r.URL.Query()
 	for _, name := range unsupportedSubresources {
 		if q.Has(name) {

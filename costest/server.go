@@ -57,6 +57,10 @@ type Options struct {
 	// service (sts.go, metadata.go); NewServer serves them at STSURL and
 	// MetadataURL.
 	Identity *IdentityOptions
+	// BucketConfig is the bucket configuration reported (bucketconfig.go).
+	BucketConfig BucketConfig
+	// Misbehavior breaks COS rules on purpose, for tests of `check`.
+	Misbehavior Misbehavior
 }
 
 // Handler is the COS emulator as an http.Handler. It is safe for concurrent
@@ -69,6 +73,7 @@ type Handler struct {
 	faults         *faultState
 	stats          *statsCollector
 	identity       *identityState
+	settings       bucketSettings
 	requestSeq     atomic.Uint64
 }
 
@@ -94,6 +99,7 @@ func NewHandler(opts Options) (*Handler, error) {
 		faults:      newFaultState(opts.Faults, opts.Seed),
 		stats:       newStatsCollector(),
 		identity:    newIdentityState(opts.Identity),
+		settings:    bucketSettings{config: opts.BucketConfig, misbehavior: opts.Misbehavior},
 	}
 	for _, c := range opts.Credentials {
 		if c.SecretID == "" || c.SecretKey == "" {
@@ -155,6 +161,9 @@ type request struct {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	faults := h.faults.get()
 	op := operationOf(r)
+	if h.misbehavior().OmitCRC64 {
+		w = crcDroppingWriter{w}
+	}
 	h.stats.request(op)
 	body := &requestBody{body: r.Body, throttle: newThrottle(faults.Bandwidth)}
 	rw := &responseWriter{w: w, throttle: newThrottle(faults.Bandwidth), dropAfter: -1}
@@ -221,6 +230,9 @@ func (h *Handler) serve(q *request) error {
 	if err := h.authenticate(q.r, q.query, time.Now()); err != nil {
 		return err
 	}
+	if err := h.denied(q.op); err != nil {
+		return err
+	}
 	bucket, region, named := bucketFromHost(q.r.Host)
 	if !named {
 		bucket, region = h.bucket, h.region
@@ -270,6 +282,8 @@ func (h *Handler) serve(q *request) error {
 		return q.copyObject()
 	case opAppendObject:
 		return q.appendObject()
+	case opGetBucketVersioning, opGetBucketLifecycle, opGetBucketAccelerate:
+		return q.serveBucketConfig()
 	}
 	if q.r.Method == http.MethodGet || q.r.Method == http.MethodPut || q.r.Method == http.MethodPost ||
 		q.r.Method == http.MethodDelete || q.r.Method == http.MethodHead {

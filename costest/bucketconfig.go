@@ -1,0 +1,170 @@
+package costest
+
+import (
+	"encoding/xml"
+	"net/http"
+	"sync"
+)
+
+// Bucket configuration reads (GET Bucket versioning, lifecycle,
+// accelerate), as COS's XML API defines them, so `registry-cos check` can
+// inspect a bucket. The documents follow the ones the official Go SDK
+// (v0.7.75) sends and parses: VersioningConfiguration{Status},
+// LifecycleConfiguration{Rule...}, AccelerateConfiguration{Status,Type}.
+// COS answers a bucket without lifecycle rules with 404
+// NoSuchLifecycleConfiguration (the GET Bucket lifecycle API page).
+
+// Operation names of the bucket-configuration reads.
+const (
+	opGetBucketVersioning = "GetBucketVersioning"
+	opGetBucketLifecycle  = "GetBucketLifecycle"
+	opGetBucketAccelerate = "GetBucketAccelerate"
+)
+
+// BucketConfig is the configuration the emulator reports for its buckets.
+type BucketConfig struct {
+	// Versioning is "", "Enabled" or "Suspended"; "" reports a bucket on
+	// which versioning was never turned on (an empty Status).
+	Versioning string
+	// AbortIncompleteUploadDays, when positive, adds a lifecycle rule
+	// that aborts multipart uploads that many days after they started.
+	AbortIncompleteUploadDays int
+	// Accelerate reports global acceleration as enabled.
+	Accelerate bool
+}
+
+// Misbehavior makes the emulator break rules COS keeps, so that tests can
+// show that `registry-cos check` notices. The zero value misbehaves in
+// no way.
+type Misbehavior struct {
+	// OmitCRC64 drops x-cos-hash-crc64ecma from every answer.
+	OmitCRC64 bool
+	// UnorderedListing returns each listing page's objects in reverse.
+	UnorderedListing bool
+	// Deny answers these operations (names as in Stats, such as
+	// "CopyObject") 403 AccessDenied, as a CAM policy without the action would.
+	Deny []string
+}
+
+// bucketSettings holds the bucket configuration and misbehavior.
+type bucketSettings struct {
+	mu          sync.Mutex
+	config      BucketConfig
+	misbehavior Misbehavior
+}
+
+// SetBucketConfig replaces the bucket configuration; safe while serving.
+func (h *Handler) SetBucketConfig(c BucketConfig) {
+	h.settings.mu.Lock()
+	defer h.settings.mu.Unlock()
+	h.settings.config = c
+}
+
+// SetMisbehavior replaces the misbehavior; safe while serving.
+func (h *Handler) SetMisbehavior(m Misbehavior) {
+	h.settings.mu.Lock()
+	defer h.settings.mu.Unlock()
+	h.settings.misbehavior = m
+}
+
+func (h *Handler) bucketConfig() BucketConfig {
+	h.settings.mu.Lock()
+	defer h.settings.mu.Unlock()
+	return h.settings.config
+}
+
+func (h *Handler) misbehavior() Misbehavior {
+	h.settings.mu.Lock()
+	defer h.settings.mu.Unlock()
+	return h.settings.misbehavior
+}
+
+// bucketConfigOperation names a bucket-configuration read, or "".
+func bucketConfigOperation(r *http.Request) string {
+	if r.Method != http.MethodGet || (r.URL.Path != "/" && r.URL.Path != "") {
+		return ""
+	}
+	q := r.URL.Query()
+	switch {
+	case q.Has("versioning"):
+		return opGetBucketVersioning
+	case q.Has("lifecycle"):
+		return opGetBucketLifecycle
+	case q.Has("accelerate"):
+		return opGetBucketAccelerate
+	}
+	return ""
+}
+
+// denied answers an operation the misbehavior denies.
+func (h *Handler) denied(op string) *cosError {
+	for _, d := range h.misbehavior().Deny {
+		if d == op {
+			return errAccessDenied("Access Denied (costest: operation " + op + " denied).")
+		}
+	}
+	return nil
+}
+
+// serveBucketConfig answers a bucket-configuration read.
+func (q *request) serveBucketConfig() error {
+	c := q.h.bucketConfig()
+	switch q.op {
+	case opGetBucketVersioning:
+		q.writeXML(struct {
+			XMLName xml.Name `xml:"VersioningConfiguration"`
+			Status  string   `xml:"Status"`
+		}{Status: c.Versioning})
+	case opGetBucketAccelerate:
+		status := "Suspended"
+		if c.Accelerate {
+			status = "Enabled"
+		}
+		q.writeXML(struct {
+			XMLName xml.Name `xml:"AccelerateConfiguration"`
+			Status  string   `xml:"Status"`
+			Type    string   `xml:"Type"`
+		}{Status: status, Type: "COS"})
+	case opGetBucketLifecycle:
+		if c.AbortIncompleteUploadDays <= 0 {
+			return newError(http.StatusNotFound, "NoSuchLifecycleConfiguration", "The lifecycle configuration does not exist.")
+		}
+		type abort struct {
+			DaysAfterInitiation int `xml:"DaysAfterInitiation"`
+		}
+		type rule struct {
+			ID     string `xml:"ID"`
+			Status string `xml:"Status"`
+			Filter struct {
+				Prefix string `xml:"Prefix"`
+			} `xml:"Filter"`
+			AbortIncompleteMultipartUpload abort `xml:"AbortIncompleteMultipartUpload"`
+		}
+		q.writeXML(struct {
+			XMLName xml.Name `xml:"LifecycleConfiguration"`
+			Rule    []rule   `xml:"Rule"`
+		}{Rule: []rule{{ID: "abort-incomplete-uploads", Status: "Enabled",
+			AbortIncompleteMultipartUpload: abort{DaysAfterInitiation: c.AbortIncompleteUploadDays}}}})
+	}
+	return nil
+}
+
+// crcDroppingWriter removes the CRC64 header of an answer (OmitCRC64).
+type crcDroppingWriter struct{ http.ResponseWriter }
+
+func (w crcDroppingWriter) WriteHeader(code int) {
+	w.Header().Del("x-cos-hash-crc64ecma")
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w crcDroppingWriter) Write(p []byte) (int, error) {
+	w.Header().Del("x-cos-hash-crc64ecma")
+	return w.ResponseWriter.Write(p)
+}
+
+// reverseListing reverses a page's objects (UnorderedListing).
+func reverseListing(objects []listedObject) {
+	for i, j := 0, len(objects)-1; i < j; i, j = i+1, j-1 {
+		objects[i], objects[j] = objects[j], objects[i]
+	}
+}
