@@ -3,6 +3,7 @@ package check_test
 import (
 	"context"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -137,4 +138,23 @@ func TestCheckRealCOS(t *testing.T) {
 	r := check.Run(context.Background(), d, p, check.Options{})
 	t.Log("\n" + lines(r))
 	require.False(t, r.Failed(), lines(r))
+}
+
+// TestMinimalPolicyIsWhatCheckTries: docs/cos-setup.md's minimal CAM
+// policy lists exactly the actions the permission checks try.
+func TestMinimalPolicyIsWhatCheckTries(t *testing.T) {
+	doc, err := os.ReadFile("../docs/cos-setup.md")
+	require.NoError(t, err)
+	section := string(doc)
+	start := strings.Index(section, "## Minimal CAM policy")
+	require.GreaterOrEqual(t, start, 0, "cos-setup.md has no minimal policy section")
+	section = section[start:]
+	if end := strings.Index(section[1:], "\n## "); end > 0 {
+		section = section[:end+1]
+	}
+	var listed []string
+	for _, m := range regexp.MustCompile(`"(name/cos:[A-Za-z]+)"`).FindAllStringSubmatch(section, -1) {
+		listed = append(listed, m[1])
+	}
+	require.ElementsMatch(t, check.DriverActions, listed)
 }

@@ -77,6 +77,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	oidcToken := fs.String("oidc-token", "", "web identity `token` -oidc-role accepts")
 	fs.StringVar(&identity.InstanceRole, "instance-role", "", "`name` of the CAM role bound to the emulated CVM instance")
 	fs.DurationVar(&identity.Lifetime, "key-lifetime", 0, "`duration` of every temporary key issued; 0 = what the request asks (STS) or 2h (metadata)")
+	fs.StringVar(&o.BucketConfig.Versioning, "versioning", "", "versioning `status` reported by GET Bucket versioning: Enabled, Suspended or empty")
+	fs.IntVar(&o.BucketConfig.AbortIncompleteUploadDays, "lifecycle-abort-days", 0, "report a lifecycle rule aborting incomplete multipart uploads after `days`; 0 = no lifecycle rule")
+	fs.BoolVar(&o.BucketConfig.Accelerate, "accelerate", false, "report global acceleration as enabled")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
@@ -102,6 +105,14 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	if o.Faults.Latency < 0 || o.Faults.ListLag < 0 {
 		return config{}, errors.New("-latency and -list-lag must not be negative")
+	}
+	switch o.BucketConfig.Versioning {
+	case "", "Enabled", "Suspended":
+	default:
+		return config{}, fmt.Errorf("-versioning %q: want Enabled, Suspended or empty", o.BucketConfig.Versioning)
+	}
+	if o.BucketConfig.AbortIncompleteUploadDays < 0 {
+		return config{}, errors.New("-lifecycle-abort-days must not be negative")
 	}
 	if secretID == "" || secretKey == "" {
 		return config{}, errors.New("-secret-id and -secret-key must not be empty")

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -189,6 +190,10 @@ func startDev(ctx context.Context, opts devOptions) (*devRegistry, error) {
 		return nil, err
 	}
 
+	if err := writeCheckConfig(opts.DataDir, config.Storage.Parameters()); err != nil {
+		_ = emulator.Close()
+		return nil, err
+	}
 	dev, err := startRegistryServer(ctx, config, logOut)
 	if err != nil {
 		_ = emulator.Close()
@@ -425,6 +430,26 @@ func alive(path string, next http.Handler) http.Handler {
 }
 
 // printDevBanner tells the user where the registry is and how to push to it.
+// checkConfigName is the configuration dev writes in its data directory
+// for `registry-cos check`: the storage section that reaches its emulator.
+const checkConfigName = "check-config.yml"
+
+// writeCheckConfig writes the storage parameters of the dev registry (the
+// emulator's endpoint and its public test keys) for `registry-cos check`.
+func writeCheckConfig(dataDir string, params configuration.Parameters) error {
+	keys := make([]string, 0, len(params))
+	for k := range params {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	b.WriteString("# Written by registry-cos dev for: registry-cos check " + filepath.Join(dataDir, checkConfigName) + "\nversion: 0.1\nstorage:\n  cos:\n")
+	for _, k := range keys {
+		fmt.Fprintf(&b, "    %s: %q\n", k, fmt.Sprint(params[k]))
+	}
+	return os.WriteFile(filepath.Join(dataDir, checkConfigName), []byte(b.String()), 0o600)
+}
+
 func printDevBanner(w io.Writer, dev *devRegistry, dataDir string) {
 	addr := dev.Addr
 	redirect := "on (blob pulls go straight to the emulator)"
@@ -444,10 +469,12 @@ Push and pull with any OCI client, for example:
   docker tag alpine:latest %s/alpine:latest && docker push %s/alpine:latest
   skopeo copy --dest-tls-verify=false docker://docker.io/library/alpine:latest docker://%s/alpine:latest
   curl http://%s/v2/_catalog
+Check the emulator as you would a real bucket:
+  registry-cos check %s
 (crane: go install github.com/google/go-containerregistry/cmd/crane@latest)
 
 Stop with Ctrl-C.
 
 `, versionString(), addr, dev.Config.Storage.Parameters()["endpoint"], dev.Emulator.Bucket, dev.Emulator.Region,
-		filepath.Join(dataDir, "cos"), redirect, addr, addr, addr, addr, addr, addr)
+		filepath.Join(dataDir, "cos"), redirect, addr, addr, addr, addr, addr, addr, filepath.Join(dataDir, checkConfigName))
 }

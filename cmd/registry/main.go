@@ -52,7 +52,7 @@ func init() {
 	// start; these wrappers report one line and exit non-zero instead.
 	registry.ServeCmd.Run = runServe
 	registry.GCCmd.Run = runGarbageCollect
-	registry.RootCmd.AddCommand(newDevCommand())
+	registry.RootCmd.AddCommand(newDevCommand(), newCheckCommand())
 }
 
 func main() {
