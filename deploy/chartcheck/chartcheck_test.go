@@ -322,7 +322,7 @@ func checkRegistryConfig(t *testing.T, config string, container corev1.Container
 			} `json:"debug"`
 		} `json:"http"`
 		Storage struct {
-			COS      map[string]any `json:"cos"`
+			COS      map[string]any         `json:"cos"`
 			Delete   struct{ Enabled bool } `json:"delete"`
 			Redirect struct{ Disable bool } `json:"redirect"`
 			Cache    struct {
