@@ -6,7 +6,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"regexp"
-	"sort"
 	"strings"
 	"testing"
 
@@ -236,12 +235,7 @@ func promQLMetricNames(expr string) []string {
 			seen[m] = true
 		}
 	}
-	names := make([]string, 0, len(seen))
-	for name := range seen {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	return names
+	return keys(seen)
 }
 
 // TestPromQLMetricNames pins the extraction the monitoring test relies on:
