@@ -3,7 +3,8 @@
 // (ci/*-values.yaml), and decodes every rendered object strictly as the
 // Kubernetes API type it claims: an unknown or misspelt field fails. It is a
 // module of its own so that Helm and the Kubernetes API types stay out of
-// the driver's dependency graph; .ci/run runs it.
+// the driver's dependency graph (it imports the driver through a replace
+// directive, for the configuration check); .ci/run runs it.
 package chartcheck
 
 import (
@@ -15,6 +16,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/distribution/distribution/v3/configuration"
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chart/loader"
@@ -24,6 +26,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"sigs.k8s.io/yaml"
+
+	cos "github.com/registry-cos/cos"
 )
 
 const chartDir = "../helm/registry-cos"
@@ -346,6 +350,20 @@ func checkRegistryConfig(t *testing.T, config string, container corev1.Container
 	}
 	if err := yaml.UnmarshalStrict([]byte(config), &cfg); err != nil {
 		t.Fatalf("config.yml: %v\n%s", err, config)
+	}
+	// The registry's own parser and the driver's parameter parser accept
+	// it, with the keys the pod gets from its Secret.
+	parsed, err := configuration.Parse(strings.NewReader(config))
+	if err != nil {
+		t.Fatalf("the registry does not parse config.yml: %v\n%s", err, config)
+	}
+	if parsed.Storage.Type() != cos.DriverName {
+		t.Fatalf("config.yml selects storage %q", parsed.Storage.Type())
+	}
+	params := parsed.Storage.Parameters()
+	params["secretid"], params["secretkey"] = "AKIDexample", "example"
+	if _, err := cos.ParseParameters(params); err != nil {
+		t.Fatalf("the driver refuses the parameters of config.yml: %v", err)
 	}
 	if cfg.Version != "0.1" || cfg.Storage.COS["bucket"] == nil {
 		t.Errorf("config.yml lacks version 0.1 or storage.cos.bucket:\n%s", config)
