@@ -352,7 +352,7 @@ func checkRegistryConfig(t *testing.T, config string, container corev1.Container
 		t.Fatalf("config.yml: %v\n%s", err, config)
 	}
 	// The registry's own parser and the driver's parameter parser accept
-	// it, with the keys the pod gets from its Secret.
+	// it, with the parameters the pod gets from its environment.
 	parsed, err := configuration.Parse(strings.NewReader(config))
 	if err != nil {
 		t.Fatalf("the registry does not parse config.yml: %v\n%s", err, config)
@@ -361,7 +361,12 @@ func checkRegistryConfig(t *testing.T, config string, container corev1.Container
 		t.Fatalf("config.yml selects storage %q", parsed.Storage.Type())
 	}
 	params := parsed.Storage.Parameters()
-	params["secretid"], params["secretkey"] = "AKIDexample", "example"
+	for _, env := range container.Env {
+		// What the registry's environment overrides will add.
+		if name, ok := strings.CutPrefix(env.Name, "REGISTRY_STORAGE_COS_"); ok {
+			params[strings.ToLower(name)] = "example"
+		}
+	}
 	if _, err := cos.ParseParameters(params); err != nil {
 		t.Fatalf("the driver refuses the parameters of config.yml: %v", err)
 	}
