@@ -9,9 +9,14 @@
 #     -e REGISTRY_STORAGE_COS_BUCKET=registry-1250000000 \
 #     -e REGISTRY_HTTP_SECRET=... registry-cos
 #
-# The default configuration (/etc/registry-cos/config.yml, from
+# The default configuration (/etc/registry/config.yml, from
 # cmd/registry/config-env.yml) takes every storage parameter from
 # REGISTRY_STORAGE_COS_* variables; mount another file over it to change more.
+#
+# Without Docker, `make image` builds the same image (same files, user, port,
+# entrypoint, command and labels; see internal/imagebuild) as an OCI image
+# layout for linux/amd64 and linux/arm64, and `make image-push IMAGE=...`
+# pushes it.
 
 ARG GO_VERSION=1.26
 
@@ -31,15 +36,27 @@ RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache
         -X github.com/distribution/distribution/v3/version.revision=${REVISION} \
         -X github.com/distribution/distribution/v3/version.mainpkg=github.com/registry-cos/cos" \
       -o /out/registry-cos ./cmd/registry
+# The non-root user, as passwd/group entries; /tmp for temporary files.
+RUN mkdir -p /out/etc /out/tmp && chmod 1777 /out/tmp \
+ && printf 'root:x:0:0:root:/root:/sbin/nologin\nregistry:x:10001:10001:registry-cos:/nonexistent:/sbin/nologin\n' > /out/etc/passwd \
+ && printf 'root:x:0:\nregistry:x:10001:\n' > /out/etc/group
 
-FROM alpine:3.22
-# CA certificates for https to COS; tzdata for readable log times.
-RUN apk add --no-cache ca-certificates tzdata \
- && addgroup -S -g 10001 registry && adduser -S -D -H -u 10001 -G registry registry
+# Nothing but the static binary, the CA bundle (https to COS) and the user.
+FROM scratch
+ARG VERSION=v0.0.0-docker
+ARG REVISION=
+COPY --from=build /out/etc/passwd /out/etc/group /etc/
+COPY --from=build /out/tmp /tmp
+COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
+COPY cmd/registry/config-env.yml /etc/registry/config.yml
 COPY --from=build /out/registry-cos /usr/local/bin/registry-cos
-COPY cmd/registry/config-env.yml /etc/registry-cos/config.yml
 USER 10001:10001
 EXPOSE 5000
-ENV REGISTRY_CONFIGURATION_PATH=/etc/registry-cos/config.yml
+ENV PATH=/usr/local/bin REGISTRY_CONFIGURATION_PATH=/etc/registry/config.yml
+LABEL org.opencontainers.image.title=registry-cos \
+      org.opencontainers.image.description="CNCF Distribution registry with the Tencent Cloud COS storage driver" \
+      org.opencontainers.image.version=${VERSION} \
+      org.opencontainers.image.revision=${REVISION} \
+      org.opencontainers.image.licenses=Apache-2.0
 ENTRYPOINT ["/usr/local/bin/registry-cos"]
-CMD ["serve", "/etc/registry-cos/config.yml"]
+CMD ["serve", "/etc/registry/config.yml"]

@@ -2,8 +2,12 @@
 #
 #   make build      ./registry-cos for this machine
 #   make test       every test (unit, emulator, end-to-end)
-#   make release    dist/registry-cos-<version>-<os>-<arch>[.tar.gz] and dist/SHA256SUMS
-#   make image      the container image (needs docker)
+#   make release    dist/registry-cos-<version>-<os>-<arch>[.tar.gz], dist/SHA256SUMS,
+#                   the image in dist/image and its digest in dist/IMAGE_DIGEST
+#   make image      the container image as an OCI image layout in dist/image
+#                   (linux/amd64 and linux/arm64; no Docker, nothing downloaded)
+#   make image-push IMAGE=registry.example.com/ns/registry-cos:v1.2.3
+#                   push dist/image (credentials of `docker login`/`crane auth login`)
 #
 # The version stamped into `registry-cos --version` is VERSION, by default
 # from `git describe`; override it with `make release VERSION=v1.2.3`.
@@ -15,7 +19,11 @@ DIST     := dist
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo v0.0.0-dev)
 REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
 PLATFORMS := linux/amd64 linux/arm64 darwin/arm64
-IMAGE    ?= registry-cos:$(VERSION)
+IMAGE_PLATFORMS := linux/amd64 linux/arm64
+IMAGE    ?=
+# File times and the creation time of the image: the last commit's, so the
+# same commit builds the same image digest.
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 
 VERSION_PKG := github.com/distribution/distribution/v3/version
 LDFLAGS := -s -w \
@@ -26,7 +34,7 @@ LDFLAGS := -s -w \
 # Static binaries: the registry needs no C library.
 export CGO_ENABLED := 0
 
-.PHONY: build test vet release image clean
+.PHONY: build test vet release image image-push clean
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BINARY) $(PKG)
@@ -51,9 +59,28 @@ release: clean
 	done
 	cd $(DIST) && sha256sum *.tar.gz > SHA256SUMS
 	cat $(DIST)/SHA256SUMS
+	$(MAKE) image
+	cat $(DIST)/IMAGE_DIGEST
 
+# The image: static binaries for each platform, then tools/imagebuild puts
+# them, the CA bundle of this machine (Debian's ca-certificates package),
+# a non-root user and cmd/registry/config-env.yml into an OCI index.
 image:
-	docker build --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) -t $(IMAGE) .
+	rm -rf $(DIST)/image $(DIST)/image-bin
+	set -e; for platform in $(IMAGE_PLATFORMS); do \
+		os=$${platform%/*}; arch=$${platform#*/}; \
+		GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(DIST)/image-bin/$$os-$$arch/$(BINARY) $(PKG); \
+	done
+	$(GO) run ./tools/imagebuild build -out $(DIST)/image -digest-file $(DIST)/IMAGE_DIGEST \
+		-config cmd/registry/config-env.yml -version $(VERSION) -revision '$(REVISION)' \
+		-created $(SOURCE_DATE_EPOCH) \
+		$(foreach p,$(IMAGE_PLATFORMS),-binary $(p)=$(DIST)/image-bin/$(subst /,-,$(p))/$(BINARY))
+	rm -rf $(DIST)/image-bin
+
+image-push:
+	@test -n "$(IMAGE)" || { echo "make image-push: set IMAGE=registry/repository:tag" >&2; exit 1; }
+	test -f $(DIST)/image/index.json || $(MAKE) image
+	$(GO) run ./tools/imagebuild push -layout $(DIST)/image $(IMAGE)
 
 clean:
 	rm -rf $(DIST) $(BINARY)

@@ -128,6 +128,7 @@ func (r *renewingCredentials) startRenewal() {
 			err = fmt.Errorf("the answer carried no key pair")
 		}
 		if err != nil {
+			defaultMetrics.credentialFailures.Inc()
 			r.failures++
 			backoff := min(maxRenewalBackoff, minRenewalBackoff<<min(r.failures-1, 10))
 			backoff = backoff/2 + rand.N(backoff/2+1)

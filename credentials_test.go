@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/registry-cos/cos/costest"
 	"github.com/stretchr/testify/require"
 	cossdk "github.com/tencentyun/cos-go-sdk-v5"
@@ -590,4 +592,20 @@ func TestRenewalBacksOff(t *testing.T) {
 	cred, err := sign()
 	require.NoError(t, err)
 	require.Equal(t, "AKIDnew", cred.SecretID, "renewed keys once the source answers")
+}
+
+func TestCredentialRefreshFailuresCounted(t *testing.T) {
+	srv := newServer(t, costest.Options{})
+	metadata := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "metadata service down", http.StatusInternalServerError)
+	}))
+	t.Cleanup(metadata.Close)
+	before := testutil.ToFloat64(defaultMetrics.credentialFailures)
+	p := serverParameters(srv)
+	p.SecretID, p.SecretKey = "", ""
+	p.CVMRole, p.CVMMetadataURL = "registry-role", metadata.URL
+	_, err := New(context.Background(), p)
+	require.Error(t, err)
+	require.Greater(t, testutil.ToFloat64(defaultMetrics.credentialFailures), before,
+		"registry_cos_credential_refresh_failures_total counts the failed fetch")
 }

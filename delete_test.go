@@ -71,8 +71,10 @@ func TestDeleteAbortsUploads(t *testing.T) {
 	require.NoError(t, d.PutContent(ctx, "/_uploads/u1/startedat", []byte("now")))
 	require.NoError(t, d.Delete(ctx, "/_uploads/u1"))
 	require.EqualValues(t, 1, srv.Stats().Count("AbortMultipartUpload"))
-	_, err = d.Writer(ctx, "/_uploads/u1/data", true)
-	require.IsType(t, storagedriver.PathNotFoundError{}, err)
+	w, err = d.Writer(ctx, "/_uploads/u1/data", true)
+	require.NoError(t, err)
+	require.Zero(t, w.Size(), "nothing of the deleted upload is resumed")
+	require.NoError(t, w.Cancel(ctx))
 }
 
 // TestDeleteCosts: a committed tree costs one listing and one batch delete;

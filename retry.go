@@ -65,6 +65,7 @@ func (d *driver) observe(ctx context.Context, op, key string, status int, resp *
 		label = strconv.Itoa(status)
 	}
 	d.metrics.requests.WithLabelValues(op, label).Inc()
+	d.metrics.duration.WithLabelValues(op).Observe(took.Seconds())
 	if !logrus.IsLevelEnabled(logrus.DebugLevel) {
 		return
 	}

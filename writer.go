@@ -24,7 +24,12 @@ func (d *driver) Writer(ctx context.Context, path string, append bool) (storaged
 	data, head, err := d.getUploadState(ctx, key)
 	if err != nil {
 		if isNotFound(err) {
-			return nil, storagedriver.PathNotFoundError{Path: path}
+			// Nothing to resume: an empty upload, as the filesystem driver
+			// opens. The registry then answers the stale upload with 416
+			// RANGE_INVALID (its offset is not 0) and the client starts
+			// again; PathNotFound here would be a 500 on every retry, as
+			// for an upload the s3-aws driver left in the bucket.
+			return w, nil
 		}
 		return nil, err
 	}
