@@ -25,10 +25,6 @@ type Credential struct {
 	Expiry time.Time
 }
 
-// maxClockSkew is how far in the future a signature's start time may lie
-// before COS answers RequestTimeTooSkewed.
-const maxClockSkew = 900 * time.Second
-
 // authFieldNames are the fields of a q-sign authorization.
 var authFieldNames = []string{
 	"q-sign-algorithm", "q-ak", "q-sign-time", "q-key-time",

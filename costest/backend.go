@@ -5,10 +5,10 @@ import (
 	"time"
 )
 
-// backend stores blobs (immutable runs of bytes) and persists the metadata
-// records that give them names. The emulator's index of buckets, objects and
-// uploads lives in memory (store); a backend only has to hold the bytes and
-// make the records survive a restart when it is persistent.
+// backend stores blobs (immutable runs of bytes). The emulator's index of
+// buckets, objects and uploads lives in memory (store); a backend only has
+// to hold the bytes. A backend whose data survives a restart also
+// implements persister, which makes the records survive with it.
 //
 // Objects and parts refer to blobs through segments, so Complete Multipart,
 // PUT Object-Copy and Upload Part-Copy share data instead of copying it; the
@@ -22,9 +22,17 @@ type backend interface {
 	OpenBlob(id string) (blobReader, error)
 	// RemoveBlob deletes a blob no record refers to any more.
 	RemoveBlob(id string) error
+	// Close releases files and memory.
+	Close() error
+}
 
+// persister is the optional capability of a persistent backend (the way
+// gofakes3 declares optional backend features): it records every index
+// change and gives the records back at start. The store uses it when the
+// backend has it; a memory backend does not.
+type persister interface {
 	// SaveBucket, SaveObject, DeleteObject, SaveUpload, SavePart and
-	// DeleteUpload persist index changes; a memory backend ignores them.
+	// DeleteUpload persist index changes.
 	SaveBucket(b *bucketRecord) error
 	SaveObject(bucket string, o *objectRecord) error
 	DeleteObject(bucket, key string) error
@@ -37,8 +45,6 @@ type backend interface {
 	// Sweep removes the blobs keep returns false for: data a crash or a
 	// killed process left without a record.
 	Sweep(keep func(blobID string) bool)
-	// Close releases files and memory.
-	Close() error
 }
 
 // blobWriter receives a blob's bytes.

@@ -1,7 +1,6 @@
 package costest
 
 import (
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -36,12 +35,6 @@ func newDiskBackend(root string) (*diskBackend, error) {
 		}
 	}
 	return &diskBackend{root: root}, nil
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 type diskBlobWriter struct {
@@ -236,3 +229,6 @@ func (b *diskBackend) Sweep(keep func(string) bool) {
 }
 
 func (b *diskBackend) Close() error { return nil }
+
+// The disk backend persists the index; the memory backend does not.
+var _ persister = (*diskBackend)(nil)

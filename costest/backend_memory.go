@@ -98,19 +98,6 @@ func (b *memoryBackend) RemoveBlob(id string) error {
 	return nil
 }
 
-func (b *memoryBackend) SaveBucket(*bucketRecord) error            { return nil }
-func (b *memoryBackend) SaveObject(string, *objectRecord) error    { return nil }
-func (b *memoryBackend) DeleteObject(string, string) error         { return nil }
-func (b *memoryBackend) SaveUpload(*uploadRecord) error            { return nil }
-func (b *memoryBackend) SavePart(*uploadRecord, *partRecord) error { return nil }
-func (b *memoryBackend) DeleteUpload(*uploadRecord) error          { return nil }
-
-func (b *memoryBackend) Sweep(func(string) bool) {}
-
-func (b *memoryBackend) Load() ([]*bucketRecord, []*objectEntry, []*uploadRecord, error) {
-	return nil, nil, nil, nil
-}
-
 func (b *memoryBackend) Close() error {
 	b.mu.Lock()
 	b.blobs = map[string]*memoryBlob{}

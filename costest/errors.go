@@ -1,7 +1,6 @@
 package costest
 
 import (
-	"encoding/xml"
 	"net/http"
 	"strconv"
 )
@@ -64,27 +63,4 @@ func errSlowDown() *cosError {
 
 func errPreconditionFailed() *cosError {
 	return newError(http.StatusPreconditionFailed, "PreconditionFailed", "At least one of the preconditions you specified did not hold.")
-}
-
-// errorDocument is the XML body of a COS error.
-type errorDocument struct {
-	XMLName      xml.Name `xml:"Error"`
-	Code         string   `xml:"Code"`
-	Message      string   `xml:"Message"`
-	StringToSign string   `xml:"StringToSign,omitempty"`
-	FormatString string   `xml:"FormatString,omitempty"`
-	Resource     string   `xml:"Resource"`
-	RequestID    string   `xml:"RequestId"`
-	TraceID      string   `xml:"TraceId"`
-}
-
-// errorBody renders e as the document COS sends.
-func errorBody(e *cosError, resource, requestID, traceID string) []byte {
-	doc := errorDocument{
-		Code: e.code, Message: e.message,
-		StringToSign: e.stringToSign, FormatString: e.formatString,
-		Resource: resource, RequestID: requestID, TraceID: traceID,
-	}
-	out, _ := xml.Marshal(doc)
-	return append([]byte("<?xml version='1.0' encoding='utf-8' ?>\n"), out...)
 }

@@ -1,7 +1,10 @@
 package costest
 
 import (
+	"io"
 	"math/rand"
+	"net/http"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -98,3 +101,174 @@ func (t *throttle) wait(n int) {
 		time.Sleep(d)
 	}
 }
+
+// injectRequestFaults applies the faults that hit a request before it is
+// served: latency, then an error answer or a dropped connection. It reports
+// whether the request is over (answered, dropped or abandoned by the
+// client); a drop planned for a read's response body only arms rw.
+func (h *Handler) injectRequestFaults(q *request, faults Faults, body *requestBody) (done bool) {
+	if faults.Latency > 0 {
+		t := time.NewTimer(faults.Latency)
+		select {
+		case <-t.C:
+		case <-q.r.Context().Done():
+			t.Stop()
+			return true
+		}
+	}
+	if h.faults.chance(faults.ErrorRate) {
+		h.stats.fault("error")
+		if h.faults.chance(0.5) {
+			q.writeError(errInternal())
+		} else {
+			q.writeError(errSlowDown())
+		}
+		return true
+	}
+	if h.faults.chance(faults.DropRate) {
+		h.stats.fault("drop")
+		switch {
+		case q.r.ContentLength != 0:
+			// Cut the request body half-way (at once when its length is
+			// unknown), before the request has any effect.
+			limit := max(q.r.ContentLength/2, 0)
+			io.CopyN(io.Discard, body, limit)
+			panic(http.ErrAbortHandler)
+		case isRead(q.op):
+			q.w.dropArmed = true
+		default:
+			// A write without a body: drop before applying it.
+			panic(http.ErrAbortHandler)
+		}
+	}
+	return false
+}
+
+// isRead reports operations with no effect, whose drops happen in the
+// response body.
+func isRead(op string) bool {
+	switch op {
+	case opGetObject, opHeadObject, opHeadBucket, opListObjects, opListMultipartUploads, opListParts, opGetService:
+		return true
+	}
+	return false
+}
+
+// injectCompleteError answers 200 with an <Error> body when the
+// CompleteErrorRate fault hits: COS reports failures that happen after it
+// started answering Complete and copies this way. Nothing is applied.
+func (q *request) injectCompleteError() bool {
+	if !q.h.faults.chance(q.h.faults.get().CompleteErrorRate) {
+		return false
+	}
+	q.h.stats.fault("complete-error")
+	e := errInternal()
+	q.writeBody(http.StatusOK, errorBody(e, q.r.Host+q.r.URL.Path, q.requestID, q.requestID))
+	return true
+}
+
+// requestBody wraps a request body to count, pace and (for an injected
+// drop) cut it off.
+type requestBody struct {
+	body     io.ReadCloser
+	n        int64
+	throttle *throttle
+}
+
+func (b *requestBody) Read(p []byte) (int, error) {
+	if b.throttle != nil && len(p) > b.throttle.chunk() {
+		p = p[:b.throttle.chunk()]
+	}
+	k, err := b.body.Read(p)
+	b.n += int64(k)
+	if b.throttle != nil && k > 0 {
+		b.throttle.wait(k)
+	}
+	return k, err
+}
+
+func (b *requestBody) Close() error { return b.body.Close() }
+
+// responseWriter wraps the http.ResponseWriter to record the status, count
+// body bytes, pace them, and drop the connection half-way through the body
+// when a drop fault is armed.
+type responseWriter struct {
+	w        http.ResponseWriter
+	status   int
+	written  int64
+	throttle *throttle
+	// dropArmed makes the writer drop the connection half-way through the
+	// body it announces in Content-Length (or before any header when the
+	// body is shorter than two bytes).
+	dropArmed bool
+	dropAfter int64 // -1: never
+}
+
+func (rw *responseWriter) Header() http.Header { return rw.w.Header() }
+
+func (rw *responseWriter) WriteHeader(code int) {
+	if rw.status != 0 {
+		return
+	}
+	if rw.dropArmed {
+		cl, _ := strconv.ParseInt(rw.Header().Get("Content-Length"), 10, 64)
+		if cl < 2 {
+			panic(http.ErrAbortHandler)
+		}
+		rw.dropAfter = cl / 2
+	}
+	rw.status = code
+	rw.w.WriteHeader(code)
+}
+
+func (rw *responseWriter) Write(p []byte) (int, error) {
+	if rw.status == 0 {
+		rw.WriteHeader(http.StatusOK)
+	}
+	total := 0
+	for len(p) > 0 {
+		k := len(p)
+		if rw.throttle != nil {
+			k = min(k, rw.throttle.chunk())
+		}
+		if rw.dropAfter >= 0 && rw.written+int64(k) > rw.dropAfter {
+			k = int(rw.dropAfter - rw.written)
+			n, _ := rw.w.Write(p[:k])
+			rw.written += int64(n)
+			if f, ok := rw.w.(http.Flusher); ok {
+				f.Flush()
+			}
+			panic(http.ErrAbortHandler)
+		}
+		n, err := rw.w.Write(p[:k])
+		rw.written += int64(n)
+		total += n
+		if err != nil {
+			return total, err
+		}
+		if rw.throttle != nil {
+			rw.throttle.wait(n)
+		}
+		p = p[k:]
+	}
+	return total, nil
+}
+
+// ReadFrom lets io.Copy use the connection's own ReadFrom (sendfile for
+// files) when no fault needs to see every byte.
+func (rw *responseWriter) ReadFrom(src io.Reader) (int64, error) {
+	if rw.status == 0 {
+		rw.WriteHeader(http.StatusOK)
+	}
+	if rf, ok := rw.w.(io.ReaderFrom); ok && rw.throttle == nil && rw.dropAfter < 0 {
+		n, err := rf.ReadFrom(src)
+		rw.written += n
+		return n, err
+	}
+	bp := copyBufferPool.Get().(*[]byte)
+	defer copyBufferPool.Put(bp)
+	return io.CopyBuffer(writerOnly{rw}, src, *bp)
+}
+
+// writerOnly hides ReadFrom so io.CopyBuffer uses the buffer.
+type writerOnly struct{ io.Writer }

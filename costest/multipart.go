@@ -7,34 +7,8 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"sync/atomic"
 	"time"
 )
-
-// xmlTime is the ISO 8601 form COS uses in XML, with milliseconds.
-func xmlTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
-
-var uploadSeq atomic.Uint64
-
-// newUploadID returns a URL-safe id of lowercase hex digits that starts with
-// the initiation time, so upload ids sort in initiation order as on COS.
-func newUploadID(now time.Time) string {
-	return fmt.Sprintf("%010d%09d%06x%s", now.Unix(), now.Nanosecond(), uploadSeq.Add(1)&0xffffff, randomHex(16))
-}
-
-type owner struct {
-	ID          string `xml:"ID"`
-	DisplayName string `xml:"DisplayName"`
-}
-
-func bucketOwner(bucket string) owner {
-	return owner{ID: appID(bucket), DisplayName: appID(bucket)}
-}
-
-func bucketInitiator(bucket string) owner {
-	id := appID(bucket)
-	return owner{ID: "qcs::cam::uin/" + id + ":uin/" + id, DisplayName: id}
-}
 
 type initiateResult struct {
 	XMLName  xml.Name `xml:"InitiateMultipartUploadResult"`
@@ -114,19 +88,6 @@ type completeResult struct {
 	Bucket   string   `xml:"Bucket"`
 	Key      string   `xml:"Key"`
 	ETag     string   `xml:"ETag"`
-}
-
-// injectCompleteError answers 200 with an <Error> body when the
-// CompleteErrorRate fault hits: COS reports failures that happen after it
-// started answering Complete and copies this way. Nothing is applied.
-func (q *request) injectCompleteError() bool {
-	if !q.h.faults.chance(q.h.faults.get().CompleteErrorRate) {
-		return false
-	}
-	q.h.stats.fault("complete-error")
-	e := errInternal()
-	q.writeBody(http.StatusOK, errorBody(e, q.r.Host+q.r.URL.Path, q.requestID, q.requestID))
-	return true
 }
 
 func (q *request) completeUpload() error {

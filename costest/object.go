@@ -1,30 +1,13 @@
 package costest
 
 import (
-	"bytes"
-	"crypto/md5"
-	"encoding/base64"
 	"encoding/xml"
-	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"strconv"
 	"strings"
 	"time"
-)
-
-// Limits COS applies.
-const (
-	maxObjectSize    = 5 << 30 // single PUT, POST, copy and append: 5 GB (GiB, as the SDK checks)
-	maxPartSize      = 5 << 30
-	minPartSize      = 1 << 20 // every part but the last, checked at Complete
-	maxPartNumber    = 10000
-	maxKeyLength     = 850
-	maxListEntries   = 1000
-	maxDeleteObjects = 1000
-	maxXMLBodySize   = 4 << 20 // Complete with 10000 parts fits comfortably
 )
 
 // storedHeaders are the request headers an object keeps and returns on GET
@@ -71,78 +54,6 @@ func (q *request) echoSSE(m objectMeta) {
 	}
 }
 
-// checkKey applies COS's key rules to a key being written.
-func checkKey(key string) error {
-	if len(key) > maxKeyLength {
-		return newError(http.StatusBadRequest, "KeyTooLong", "Your key is too long.")
-	}
-	if key == "" || key[0] == '/' || key[0] == '\\' {
-		return errInvalidArgument("The object key must not be empty or start with '/' or '\\'.")
-	}
-	return nil
-}
-
-// contentMD5 parses a Content-MD5 header; nil when absent.
-func contentMD5(h http.Header) ([]byte, error) {
-	v := h.Get("Content-MD5")
-	if v == "" {
-		return nil, nil
-	}
-	sum, err := base64.StdEncoding.DecodeString(v)
-	if err != nil || len(sum) != md5.Size {
-		return nil, newError(http.StatusBadRequest, "InvalidDigest", "The Content-MD5 you specified is not valid.")
-	}
-	return sum, nil
-}
-
-func errBadDigest() error {
-	return newError(http.StatusBadRequest, "BadDigest", "The Content-MD5 you specified did not match what we received.")
-}
-
-// receiveBlob streams the request body into a new blob, hashing it, and
-// checks its length and Content-MD5. On success the blob is committed.
-func (q *request) receiveBlob(limit int64) (segment, *digest, error) {
-	wantMD5, err := contentMD5(q.r.Header)
-	if err != nil {
-		return segment{}, nil, err
-	}
-	if q.r.ContentLength > limit {
-		return segment{}, nil, errEntityTooLarge()
-	}
-	bw, err := q.h.backend.CreateBlob()
-	if err != nil {
-		return segment{}, nil, err
-	}
-	d, err := copyHashed(bw, q.r.Body, limit)
-	switch {
-	case err != nil:
-		err = newError(http.StatusBadRequest, "IncompleteBody", "You did not provide the number of bytes specified by the Content-Length HTTP header.")
-	case d.size > limit:
-		err = errEntityTooLarge()
-	case q.r.ContentLength >= 0 && d.size != q.r.ContentLength:
-		err = newError(http.StatusBadRequest, "IncompleteBody", "You did not provide the number of bytes specified by the Content-Length HTTP header.")
-	case wantMD5 != nil && !bytes.Equal(wantMD5, d.md5Sum()):
-		err = errBadDigest()
-	}
-	if err != nil {
-		bw.Abort()
-		return segment{}, nil, err
-	}
-	id, err := bw.Commit()
-	if err != nil {
-		return segment{}, nil, err
-	}
-	return segment{Blob: id, Size: d.size, HasSum: true, CRC64: d.crc, MD5: d.md5Hex()}, d, nil
-}
-
-// dropBlob removes a committed blob that no record took: the store refused
-// the write it was received for.
-func (q *request) dropBlob(seg segment) {
-	if seg.Blob != "" {
-		q.h.backend.RemoveBlob(seg.Blob)
-	}
-}
-
 func (q *request) putObject() error {
 	if err := checkKey(q.key); err != nil {
 		return err
@@ -185,10 +96,6 @@ func (q *request) dropUnused(seg segment, used []segment) {
 		q.dropBlob(seg)
 	}
 }
-
-func quote(etag string) string { return `"` + etag + `"` }
-
-func unquote(etag string) string { return strings.Trim(strings.TrimSpace(etag), `"`) }
 
 // etagMatches implements If-Match / If-None-Match lists.
 func etagMatches(header, etag string) bool {
@@ -263,60 +170,59 @@ func errInvalidRange(size int64) error {
 	return newError(http.StatusRequestedRangeNotSatisfiable, "InvalidRange", "The requested range is not satisfiable.")
 }
 
-// parseRange reads a single-range Range header against an object size.
-// Multiple or malformed ranges are refused: COS documents a single range
-// only and its answer to others is [UNCONFIRMED]. Positions are plain
-// decimal digits (RFC 9110): a sign, as strconv would accept, is malformed.
-func parseRange(v string, size int64) (first, last int64, err error) {
-	malformed := errInvalidArgument("The Range header must be a single range of the form bytes=first-last.")
+// parseRange reads a Range header against an object size; ranged is false
+// when the header is to be ignored and the whole object sent (200).
+//
+// The GET Object API page says only that the value is bytes=first-last, a
+// single range (multiple ranges are not supported), and that a first
+// position beyond the object answers 416; it says nothing of a value that
+// is not a range. RFC 9110 §14.2 lets a server ignore a ranges-specifier it
+// cannot parse and requires ignoring an unknown range unit, so a malformed
+// value (last before first, a sign or other non-digit in a position, no
+// position at all, a unit other than bytes) is ignored. A list of ranges is
+// syntactically valid but unsupported: it answers 400 InvalidArgument, the
+// stricter choice, as COS's answer to it is [UNCONFIRMED]. Positions are
+// plain decimal digits (RFC 9110): a sign, as strconv would accept, is
+// malformed.
+func parseRange(v string, size int64) (first, last int64, ranged bool, err error) {
 	spec, ok := strings.CutPrefix(strings.TrimSpace(v), "bytes=")
-	if !ok || strings.Contains(spec, ",") {
-		return 0, 0, malformed
+	if !ok {
+		return 0, 0, false, nil
+	}
+	if strings.Contains(spec, ",") {
+		return 0, 0, false, errInvalidArgument("The Range header must be a single range of the form bytes=first-last.")
 	}
 	a, b, ok := strings.Cut(spec, "-")
 	if !ok {
-		return 0, 0, malformed
+		return 0, 0, false, nil
 	}
 	if a == "" {
 		n, ok := parseDecimal(b)
 		if !ok {
-			return 0, 0, malformed
+			return 0, 0, false, nil
 		}
+		// A suffix of zero bytes, or any suffix of an empty object, selects
+		// nothing: unsatisfiable (RFC 9110 §14.1.3).
 		if n == 0 || size == 0 {
-			return 0, 0, errInvalidRange(size)
+			return 0, 0, false, errInvalidRange(size)
 		}
-		return max(size-n, 0), size - 1, nil
+		return max(size-n, 0), size - 1, true, nil
 	}
 	first, ok = parseDecimal(a)
 	if !ok {
-		return 0, 0, malformed
+		return 0, 0, false, nil
 	}
 	last = size - 1
 	if b != "" {
 		last, ok = parseDecimal(b)
 		if !ok || last < first {
-			return 0, 0, malformed
+			return 0, 0, false, nil
 		}
 	}
 	if first >= size {
-		return 0, 0, errInvalidRange(size)
+		return 0, 0, false, errInvalidRange(size)
 	}
-	return first, min(last, size-1), nil
-}
-
-// parseDecimal reads a non-negative decimal integer made of digits only
-// (no sign, no spaces), as byte positions are written.
-func parseDecimal(s string) (int64, bool) {
-	if s == "" {
-		return 0, false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return 0, false
-		}
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	return n, err == nil
+	return first, min(last, size-1), true, nil
 }
 
 func (q *request) getObject(head bool) error {
@@ -333,15 +239,18 @@ func (q *request) getObject(head bool) error {
 	first, last := int64(0), o.Size-1
 	status := http.StatusOK
 	if v := q.r.Header.Get("Range"); v != "" && !head {
-		first, last, err = parseRange(v, o.Size)
+		rFirst, rLast, ranged, err := parseRange(v, o.Size)
 		if err != nil {
 			if ce, ok := err.(*cosError); ok && ce.status == http.StatusRequestedRangeNotSatisfiable {
 				q.w.Header().Set("Content-Range", "bytes */"+strconv.FormatInt(o.Size, 10))
 			}
 			return err
 		}
-		status = http.StatusPartialContent
-		q.w.Header().Set("Content-Range", "bytes "+strconv.FormatInt(first, 10)+"-"+strconv.FormatInt(last, 10)+"/"+strconv.FormatInt(o.Size, 10))
+		if ranged {
+			first, last = rFirst, rLast
+			status = http.StatusPartialContent
+			q.w.Header().Set("Content-Range", "bytes "+strconv.FormatInt(first, 10)+"-"+strconv.FormatInt(last, 10)+"/"+strconv.FormatInt(o.Size, 10))
+		}
 	}
 	q.setObjectHeaders(o)
 	q.w.Header().Set("Content-Length", strconv.FormatInt(last-first+1, 10))
@@ -435,33 +344,6 @@ type deleteResult struct {
 	Errors  []deleteErrorEntry `xml:"Error"`
 }
 
-// readXMLBody reads a small XML request body, checking Content-MD5.
-func (q *request) readXMLBody(requireMD5 bool) ([]byte, error) {
-	wantMD5, err := contentMD5(q.r.Header)
-	if err != nil {
-		return nil, err
-	}
-	if wantMD5 == nil && requireMD5 {
-		// COS calls Content-MD5 required for POST; its answer when missing
-		// is [UNCONFIRMED]. The SDK always sends it, so the stricter S3
-		// answer is used.
-		return nil, errInvalidRequest("Missing required header for this request: Content-MD5.")
-	}
-	body, err := io.ReadAll(io.LimitReader(q.r.Body, maxXMLBodySize+1))
-	if err != nil {
-		return nil, newError(http.StatusBadRequest, "IncompleteBody", "The request body could not be read.")
-	}
-	if len(body) > maxXMLBodySize {
-		return nil, errMalformedXML()
-	}
-	if wantMD5 != nil {
-		if sum := md5.Sum(body); !bytes.Equal(sum[:], wantMD5) {
-			return nil, errBadDigest()
-		}
-	}
-	return body, nil
-}
-
 func (q *request) deleteMultiple() error {
 	body, err := q.readXMLBody(true)
 	if err != nil {
@@ -492,58 +374,6 @@ func (q *request) deleteMultiple() error {
 	}
 	q.writeXML(res)
 	return nil
-}
-
-// decodeXMLDocument decodes a request body that must be exactly one XML
-// document whose root element is named root. xml.Unmarshal alone would take
-// any root element and ignore whatever follows it (a second element, text),
-// which COS refuses as MalformedXML.
-func decodeXMLDocument(body []byte, root string, v any) error {
-	d := xml.NewDecoder(bytes.NewReader(body))
-	for {
-		tok, err := d.Token()
-		if err != nil {
-			return err
-		}
-		switch tok := tok.(type) {
-		case xml.StartElement:
-			if tok.Name.Local != root {
-				return fmt.Errorf("root element %s, want %s", tok.Name.Local, root)
-			}
-			if err := d.DecodeElement(v, &tok); err != nil {
-				return err
-			}
-			return checkXMLEnd(d)
-		case xml.CharData:
-			if len(bytes.TrimSpace(tok)) != 0 {
-				return errors.New("text before the root element")
-			}
-		case xml.Comment, xml.ProcInst, xml.Directive:
-		}
-	}
-}
-
-// checkXMLEnd accepts only white space, comments and processing
-// instructions after the root element.
-func checkXMLEnd(d *xml.Decoder) error {
-	for {
-		tok, err := d.Token()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		switch tok := tok.(type) {
-		case xml.Comment, xml.ProcInst:
-		case xml.CharData:
-			if len(bytes.TrimSpace(tok)) != 0 {
-				return errors.New("text after the root element")
-			}
-		default:
-			return errors.New("content after the root element")
-		}
-	}
 }
 
 // copyBuffered is io.Copy with a large pooled buffer; it still lets dst use

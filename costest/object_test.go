@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/md5"
 	"encoding/hex"
+	"errors"
 	"hash/crc64"
 	"net/http"
 	"strconv"
@@ -197,4 +198,34 @@ func withHeader(name, value string) *cos.ObjectGetOptions {
 	h := http.Header{}
 	h.Set(name, value)
 	return &cos.ObjectGetOptions{XOptionHeader: &h}
+}
+
+// TestRangeRFC9110 pins the answers to Range values COS documents nothing
+// for: a syntactically invalid range (last before first, no digits, an
+// unknown unit) is ignored and the whole object sent with 200, as RFC 9110
+// §14.2 allows; a range that starts beyond the object is 416 InvalidRange
+// (documented) with Content-Range "bytes */size".
+func TestRangeRFC9110(t *testing.T) {
+	srv := startServer(t, Options{})
+	c := srv.Client()
+	data := []byte("0123456789")
+	putBytes(t, c, "r", data)
+	for _, v := range []string{"bytes=5-2", "bytes=x-3", "bytes=-", "items=0-1", "bytes=+1-2"} {
+		got, resp := getBytes(t, c, "r", &cos.ObjectGetOptions{Range: v})
+		if resp.StatusCode != http.StatusOK || string(got) != string(data) || resp.Header.Get("Content-Range") != "" {
+			t.Errorf("Range %q: %d %q, Content-Range %q; want 200 and the whole object", v, resp.StatusCode, got, resp.Header.Get("Content-Range"))
+		}
+	}
+	got, resp := getBytes(t, c, "r", &cos.ObjectGetOptions{Range: "bytes=2-4"})
+	if resp.StatusCode != http.StatusPartialContent || string(got) != "234" {
+		t.Errorf("bytes=2-4: %d %q", resp.StatusCode, got)
+	}
+	for _, v := range []string{"bytes=10-", "bytes=10-20", "bytes=-0"} {
+		_, err := c.Object.Get(context.Background(), "r", &cos.ObjectGetOptions{Range: v})
+		wantCode(t, err, "InvalidRange", http.StatusRequestedRangeNotSatisfiable)
+		var e *cos.ErrorResponse
+		if errors.As(err, &e) && e.Response.Header.Get("Content-Range") != "bytes */10" {
+			t.Errorf("Range %q: Content-Range %q", v, e.Response.Header.Get("Content-Range"))
+		}
+	}
 }

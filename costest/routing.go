@@ -3,6 +3,7 @@ package costest
 import (
 	"net"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
 )
@@ -26,6 +27,7 @@ const (
 	opListParts               = "ListParts"
 	opCopyObject              = "CopyObject"
 	opAppendObject            = "AppendObject"
+	opGetService              = "GetService"
 	opUnknown                 = "Unknown"
 )
 
@@ -40,14 +42,20 @@ var unsupportedSubresources = []string{
 	"notification", "accelerate", "origin",
 }
 
-// operationOf classifies a request the way COS routes it: on the method, on
-// whether a key is present, on subresource query keys and on the
-// x-cos-copy-source header.
-func operationOf(r *http.Request) string {
+// operationOf classifies a request the way COS routes it: on the host (the
+// service endpoint answers GET Service), on the method, on whether a key is
+// present, on subresource query keys and on the x-cos-copy-source header.
+// service is true for requests that reached Server.ServiceURL.
+func operationOf(r *http.Request, q url.Values, service bool) string {
+	if service || isServiceHost(r.Host) {
+		if r.Method == http.MethodGet && (r.URL.Path == "/" || r.URL.Path == "") {
+			return opGetService
+		}
+		return opUnknown
+	}
 	if op := bucketConfigOperation(r); op != "" {
 		return op
 	}
-	q := r.URL.Query()
 	for _, name := range unsupportedSubresources {
 		if q.Has(name) {
 			return opUnknown
@@ -126,6 +134,30 @@ func bucketFromHost(host string) (bucket, region string, ok bool) {
 		return "", "", false
 	}
 	return m[1], m[3], true
+}
+
+// serviceHostPattern matches the hosts of GET Service: service.cos.<domain>
+// for every bucket, cos.<region>.<domain> for one region's (API page "GET
+// Service (List Buckets)"; the Go and Node.js SDKs use the same two hosts).
+var serviceHostPattern = regexp.MustCompile(`^(service\.cos|cos\.([a-z0-9-]+))\.(myqcloud\.com|tencentcos\.cn)$`)
+
+// isServiceHost reports whether a Host is a GET Service endpoint.
+func isServiceHost(host string) bool {
+	_, ok := serviceRegion(host)
+	return ok
+}
+
+// serviceRegion returns the region a service host restricts GET Service
+// to ("" for service.cos.myqcloud.com).
+func serviceRegion(host string) (region string, ok bool) {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	m := serviceHostPattern.FindStringSubmatch(strings.ToLower(host))
+	if m == nil {
+		return "", false
+	}
+	return m[2], true
 }
 
 // bucketHost is the virtual-hosted name of a bucket.

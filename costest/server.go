@@ -2,17 +2,12 @@ package costest
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/xml"
 	"errors"
 	"fmt"
-	"io"
 	"log"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -49,6 +44,9 @@ type Options struct {
 	Dir string
 	// Addr is the listen address of NewServer. Default "127.0.0.1:0".
 	Addr string
+	// ServiceAddr is the listen address of NewServer's service endpoint
+	// (Server.ServiceURL). Default "127.0.0.1:0".
+	ServiceAddr string
 	// Faults are the faults injected from the start.
 	Faults Faults
 	// Seed seeds the random source of fault decisions; 0 uses the time.
@@ -158,9 +156,15 @@ type request struct {
 }
 
 // ServeHTTP answers one COS request.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.serveHTTP(w, r, false) }
+
+// serveHTTP answers one request; service marks a request that reached the
+// service endpoint (Server.ServiceURL), which answers GET Service whatever
+// its Host.
+func (h *Handler) serveHTTP(w http.ResponseWriter, r *http.Request, service bool) {
 	faults := h.faults.get()
-	op := operationOf(r)
+	query := parseQuery(r.URL.RawQuery)
+	op := operationOf(r, query, service)
 	if h.misbehavior().OmitCRC64 {
 		w = crcDroppingWriter{w}
 	}
@@ -170,59 +174,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer func() { h.stats.finish(op, rw.status, body.n, rw.written) }()
 	r.Body = body
 
-	q := &request{h: h, w: rw, r: r, query: r.URL.Query(), op: op, requestID: h.newRequestID()}
+	q := &request{h: h, w: rw, r: r, query: query, op: op, requestID: h.newRequestID()}
 	hdr := rw.Header()
 	hdr.Set("Server", "tencent-cos")
 	hdr.Set("x-cos-request-id", q.requestID)
-
-	if faults.Latency > 0 {
-		t := time.NewTimer(faults.Latency)
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			t.Stop()
-			return
-		}
-	}
-	if h.faults.chance(faults.ErrorRate) {
-		h.stats.fault("error")
-		if h.faults.chance(0.5) {
-			q.writeError(errInternal())
-		} else {
-			q.writeError(errSlowDown())
-		}
+	if h.injectRequestFaults(q, faults, body) {
 		return
-	}
-	if h.faults.chance(faults.DropRate) {
-		h.stats.fault("drop")
-		switch {
-		case r.ContentLength != 0:
-			// Cut the request body half-way (at once when its length is
-			// unknown), before the request has any effect.
-			limit := max(r.ContentLength/2, 0)
-			io.CopyN(io.Discard, body, limit)
-			panic(http.ErrAbortHandler)
-		case isRead(op):
-			rw.dropArmed = true
-		default:
-			// A write without a body: drop before applying it.
-			panic(http.ErrAbortHandler)
-		}
 	}
 	q.now = time.Now()
 	if err := h.serve(q); err != nil {
 		q.writeError(err)
 	}
-}
-
-// isRead reports operations with no effect, whose drops happen in the
-// response body.
-func isRead(op string) bool {
-	switch op {
-	case opGetObject, opHeadObject, opHeadBucket, opListObjects, opListMultipartUploads, opListParts:
-		return true
-	}
-	return false
 }
 
 // serve authenticates a request, finds its bucket and runs its operation.
@@ -241,8 +203,11 @@ func (h *Handler) serve(q *request) error {
 	// The key is the decoded path without its leading slash. A request
 	// target of "*" or an absolute URL without a path has no slash to drop.
 	q.key = strings.TrimPrefix(q.r.URL.Path, "/")
-	if q.op == opPutBucket {
+	switch q.op {
+	case opPutBucket:
 		return q.putBucket(region)
+	case opGetService:
+		return q.getService()
 	}
 	rec, ok := h.store.bucket(bucket)
 	// A host naming the bucket in another region does not reach it.
@@ -292,49 +257,6 @@ func (h *Handler) serve(q *request) error {
 	return newError(http.StatusMethodNotAllowed, "MethodNotAllowed", "The specified method is not allowed against this resource.")
 }
 
-func (h *Handler) newRequestID() string {
-	raw := fmt.Sprintf("%x_%x_%x", time.Now().Unix(), h.requestSeq.Add(1), rand.Uint32())
-	return base64.StdEncoding.EncodeToString([]byte(raw))
-}
-
-// writeError answers err: a COS error as its XML document, anything else as
-// 500 InternalError. HEAD answers carry no body.
-func (q *request) writeError(err error) {
-	var ce *cosError
-	if !errors.As(err, &ce) {
-		log.Printf("costest: %s %s: %v", q.r.Method, q.r.URL.Path, err)
-		ce = errInternal()
-	}
-	hdr := q.w.Header()
-	traceID := base64.StdEncoding.EncodeToString([]byte(strconv.FormatUint(rand.Uint64(), 16)))
-	hdr.Set("x-cos-trace-id", traceID)
-	if q.r.Method == http.MethodHead || ce.status == http.StatusNotModified {
-		q.w.WriteHeader(ce.status)
-		return
-	}
-	resource := q.r.Host + q.r.URL.Path
-	q.writeBody(ce.status, errorBody(ce, resource, q.requestID, traceID))
-}
-
-// writeBody sends an XML document with its length.
-func (q *request) writeBody(status int, body []byte) {
-	hdr := q.w.Header()
-	hdr.Set("Content-Type", "application/xml")
-	hdr.Set("Content-Length", strconv.Itoa(len(body)))
-	q.w.WriteHeader(status)
-	q.w.Write(body)
-}
-
-// writeXML sends v as a 200 XML document.
-func (q *request) writeXML(v any) {
-	out, err := xml.Marshal(v)
-	if err != nil {
-		q.writeError(err)
-		return
-	}
-	q.writeBody(http.StatusOK, append([]byte(xml.Header), out...))
-}
-
 // Server is a Handler listening on a local address, in the manner of
 // httptest.Server.
 type Server struct {
@@ -345,15 +267,25 @@ type Server struct {
 	// Bucket, Region, SecretID and SecretKey describe the default bucket
 	// and the first credential.
 	Bucket, Region, SecretID, SecretKey string
+	// ServiceURL is the base URL of the service endpoint, which answers GET
+	// Service (List Buckets) whatever the Host: on COS it is another host
+	// (service.cos.myqcloud.com) than the buckets. Use it as the SDK's
+	// BaseURL.ServiceURL (the Node.js SDK's ServiceDomain).
+	ServiceURL string
 	// STSURL and MetadataURL are the base URLs of the emulated STS and CVM
 	// metadata service, set when Options.Identity is.
 	STSURL, MetadataURL string
 
-	listener net.Listener
-	server   *http.Server
-	done     chan struct{}
+	listener      net.Listener
+	server        *http.Server
+	serviceServer *http.Server
+	done          chan struct{}
 
 	identityServers []*http.Server
+
+	// sessionToken is the first credential's, which Client sends.
+	sessionToken string
+	client       serverClient
 }
 
 // NewServer starts an emulator on opts.Addr (default "127.0.0.1:0").
@@ -381,14 +313,28 @@ func NewServer(opts Options) (*Server, error) {
 		done:     make(chan struct{}),
 	}
 	for _, c := range opts.Credentials {
-		s.SecretID, s.SecretKey = c.SecretID, c.SecretKey
+		s.SecretID, s.SecretKey, s.sessionToken = c.SecretID, c.SecretKey, c.SessionToken
 		break
 	}
 	if s.SecretID == "" {
 		s.SecretID, s.SecretKey = DefaultSecretID, DefaultSecretKey
 	}
+	serviceAddr := opts.ServiceAddr
+	if serviceAddr == "" {
+		serviceAddr = "127.0.0.1:0"
+	}
+	serviceLn, err := net.Listen("tcp", serviceAddr)
+	if err != nil {
+		ln.Close()
+		h.Close()
+		return nil, fmt.Errorf("costest: service endpoint: %w", err)
+	}
+	s.ServiceURL = "http://" + serviceLn.Addr().String()
+	s.serviceServer = &http.Server{Handler: h.ServiceHandler(), ReadHeaderTimeout: time.Minute, ErrorLog: log.New(discard{}, "", 0)}
+	go s.serviceServer.Serve(serviceLn)
 	if opts.Identity != nil {
 		if err := s.startIdentityServers(opts.Identity); err != nil {
+			s.serviceServer.Close()
 			s.server.Close()
 			h.Close()
 			return nil, err
@@ -415,6 +361,8 @@ func (s *Server) Close() error {
 		s.server.Close()
 	}
 	<-s.done
+	s.serviceServer.Close()
+	s.closeClient()
 	for _, is := range s.identityServers {
 		is.Close()
 	}

@@ -18,6 +18,9 @@ import (
 type store struct {
 	mu      sync.Mutex
 	backend backend
+	// persist is the backend's persistence when it has one (disk); nil
+	// keeps the index in memory only.
+	persist persister
 	buckets map[string]*bucketState
 	refs    map[string]int
 	now     func() time.Time
@@ -49,7 +52,12 @@ type uploadChange struct {
 
 func newStore(be backend, now func() time.Time, lag func() time.Duration) (*store, error) {
 	s := &store{backend: be, buckets: map[string]*bucketState{}, refs: map[string]int{}, now: now, lag: lag}
-	buckets, objects, uploads, err := be.Load()
+	p, ok := be.(persister)
+	if !ok {
+		return s, nil
+	}
+	s.persist = p
+	buckets, objects, uploads, err := p.Load()
 	if err != nil {
 		return nil, err
 	}
@@ -70,8 +78,16 @@ func newStore(be backend, now func() time.Time, lag func() time.Duration) (*stor
 			}
 		}
 	}
-	be.Sweep(func(id string) bool { return s.refs[id] > 0 })
+	p.Sweep(func(id string) bool { return s.refs[id] > 0 })
 	return s, nil
+}
+
+// persisted runs save against the persistence, if the backend has one.
+func (s *store) persisted(save func(p persister) error) error {
+	if s.persist == nil {
+		return nil
+	}
+	return save(s.persist)
 }
 
 func newBucketState(r *bucketRecord) *bucketState {
@@ -109,7 +125,7 @@ func (s *store) createBucket(r *bucketRecord) (bool, error) {
 	if _, ok := s.buckets[r.Name]; ok {
 		return false, nil
 	}
-	if err := s.backend.SaveBucket(r); err != nil {
+	if err := s.persisted(func(p persister) error { return p.SaveBucket(r) }); err != nil {
 		return false, err
 	}
 	s.buckets[r.Name] = newBucketState(r)
@@ -189,7 +205,7 @@ func (s *store) updateObject(bucket, key string, build func(old *objectRecord) (
 	if err != nil {
 		return nil, err
 	}
-	if err := s.backend.SaveObject(bucket, rec); err != nil {
+	if err := s.persisted(func(p persister) error { return p.SaveObject(bucket, rec) }); err != nil {
 		return nil, err
 	}
 	s.acquire(rec.Segments)
@@ -213,7 +229,7 @@ func (s *store) deleteObject(bucket, key string) error {
 	if !ok {
 		return nil
 	}
-	if err := s.backend.DeleteObject(bucket, key); err != nil {
+	if err := s.persisted(func(p persister) error { return p.DeleteObject(bucket, key) }); err != nil {
 		return err
 	}
 	delete(bs.objects, key)
@@ -302,7 +318,7 @@ func (s *store) createUpload(u *uploadRecord) error {
 	if cerr != nil {
 		return cerr
 	}
-	if err := s.backend.SaveUpload(u); err != nil {
+	if err := s.persisted(func(p persister) error { return p.SaveUpload(u) }); err != nil {
 		return err
 	}
 	bs.uploads[u.UploadID] = u
@@ -352,7 +368,7 @@ func (s *store) putPart(bucket, key, id string, p *partRecord) error {
 	if cerr != nil {
 		return cerr
 	}
-	if err := s.backend.SavePart(u, p); err != nil {
+	if err := s.persisted(func(ps persister) error { return ps.SavePart(u, p) }); err != nil {
 		return err
 	}
 	s.acquire(p.Segments)
@@ -378,7 +394,7 @@ func (s *store) completeUpload(bucket, key, id string, build func(u *uploadRecor
 	if err != nil {
 		return nil, err
 	}
-	if err := s.backend.SaveObject(bucket, rec); err != nil {
+	if err := s.persisted(func(p persister) error { return p.SaveObject(bucket, rec) }); err != nil {
 		return nil, err
 	}
 	s.acquire(rec.Segments)
@@ -395,7 +411,7 @@ func (s *store) completeUpload(bucket, key, id string, build func(u *uploadRecor
 // endUpload removes an upload and drops its parts' references; the caller
 // holds s.mu.
 func (s *store) endUpload(bs *bucketState, u *uploadRecord) {
-	s.backend.DeleteUpload(u)
+	s.persisted(func(p persister) error { return p.DeleteUpload(u) })
 	delete(bs.uploads, u.UploadID)
 	s.logUpload(bs, u.UploadID, u)
 	for _, p := range u.Parts {
@@ -452,4 +468,15 @@ func (s *store) listUploads(bucket, prefix string, asOf time.Time) ([]*uploadRec
 		return strings.Compare(a.UploadID, b.UploadID)
 	})
 	return out, nil
+}
+
+// allBuckets returns every bucket record.
+func (s *store) allBuckets() []*bucketRecord {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*bucketRecord, 0, len(s.buckets))
+	for _, bs := range s.buckets {
+		out = append(out, bs.record)
+	}
+	return out
 }

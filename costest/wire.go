@@ -1,113 +1,101 @@
 package costest
 
 import (
-	"io"
+	"encoding/xml"
+	"errors"
+	"log"
 	"net/http"
 	"strconv"
+	"strings"
+	"time"
 )
 
-// requestBody wraps a request body to count, pace and (for an injected
-// drop) cut it off.
-type requestBody struct {
-	body     io.ReadCloser
-	n        int64
-	throttle *throttle
+// This file holds how the emulator writes COS's wire forms: times, owners,
+// quoted ETags, XML documents and <Error> answers.
+
+// xmlTime is the ISO 8601 form COS uses in XML, with milliseconds.
+func xmlTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
+
+// owner is the Owner and Initiator element of listings.
+type owner struct {
+	ID          string `xml:"ID"`
+	DisplayName string `xml:"DisplayName"`
 }
 
-func (b *requestBody) Read(p []byte) (int, error) {
-	if b.throttle != nil && len(p) > b.throttle.chunk() {
-		p = p[:b.throttle.chunk()]
+// bucketOwner is the owner COS lists for objects: the bucket's APPID.
+func bucketOwner(bucket string) owner {
+	return owner{ID: appID(bucket), DisplayName: appID(bucket)}
+}
+
+// accountOwner is the CAM form of an owner, "qcs::cam::uin/<id>:uin/<id>",
+// as COS gives it for upload initiators and in GET Service.
+func accountOwner(id string) owner {
+	return owner{ID: "qcs::cam::uin/" + id + ":uin/" + id, DisplayName: id}
+}
+
+func bucketInitiator(bucket string) owner { return accountOwner(appID(bucket)) }
+
+func quote(etag string) string { return `"` + etag + `"` }
+
+func unquote(etag string) string { return strings.Trim(strings.TrimSpace(etag), `"`) }
+
+// errorDocument is the XML body of a COS error.
+type errorDocument struct {
+	XMLName      xml.Name `xml:"Error"`
+	Code         string   `xml:"Code"`
+	Message      string   `xml:"Message"`
+	StringToSign string   `xml:"StringToSign,omitempty"`
+	FormatString string   `xml:"FormatString,omitempty"`
+	Resource     string   `xml:"Resource"`
+	RequestID    string   `xml:"RequestId"`
+	TraceID      string   `xml:"TraceId"`
+}
+
+// errorBody renders e as the document COS sends.
+func errorBody(e *cosError, resource, requestID, traceID string) []byte {
+	doc := errorDocument{
+		Code: e.code, Message: e.message,
+		StringToSign: e.stringToSign, FormatString: e.formatString,
+		Resource: resource, RequestID: requestID, TraceID: traceID,
 	}
-	k, err := b.body.Read(p)
-	b.n += int64(k)
-	if b.throttle != nil && k > 0 {
-		b.throttle.wait(k)
+	out, _ := xml.Marshal(doc)
+	return append([]byte("<?xml version='1.0' encoding='utf-8' ?>\n"), out...)
+}
+
+// writeError answers err: a COS error as its XML document, anything else as
+// 500 InternalError. HEAD answers carry no body.
+func (q *request) writeError(err error) {
+	var ce *cosError
+	if !errors.As(err, &ce) {
+		log.Printf("costest: %s %s: %v", q.r.Method, q.r.URL.Path, err)
+		ce = errInternal()
 	}
-	return k, err
-}
-
-func (b *requestBody) Close() error { return b.body.Close() }
-
-// responseWriter wraps the http.ResponseWriter to record the status, count
-// body bytes, pace them, and drop the connection half-way through the body
-// when a drop fault is armed.
-type responseWriter struct {
-	w        http.ResponseWriter
-	status   int
-	written  int64
-	throttle *throttle
-	// dropArmed makes the writer drop the connection half-way through the
-	// body it announces in Content-Length (or before any header when the
-	// body is shorter than two bytes).
-	dropArmed bool
-	dropAfter int64 // -1: never
-}
-
-func (rw *responseWriter) Header() http.Header { return rw.w.Header() }
-
-func (rw *responseWriter) WriteHeader(code int) {
-	if rw.status != 0 {
+	hdr := q.w.Header()
+	traceID := newTraceID()
+	hdr.Set("x-cos-trace-id", traceID)
+	if q.r.Method == http.MethodHead || ce.status == http.StatusNotModified {
+		q.w.WriteHeader(ce.status)
 		return
 	}
-	if rw.dropArmed {
-		cl, _ := strconv.ParseInt(rw.Header().Get("Content-Length"), 10, 64)
-		if cl < 2 {
-			panic(http.ErrAbortHandler)
-		}
-		rw.dropAfter = cl / 2
-	}
-	rw.status = code
-	rw.w.WriteHeader(code)
+	resource := q.r.Host + q.r.URL.Path
+	q.writeBody(ce.status, errorBody(ce, resource, q.requestID, traceID))
 }
 
-func (rw *responseWriter) Write(p []byte) (int, error) {
-	if rw.status == 0 {
-		rw.WriteHeader(http.StatusOK)
-	}
-	total := 0
-	for len(p) > 0 {
-		k := len(p)
-		if rw.throttle != nil {
-			k = min(k, rw.throttle.chunk())
-		}
-		if rw.dropAfter >= 0 && rw.written+int64(k) > rw.dropAfter {
-			k = int(rw.dropAfter - rw.written)
-			n, _ := rw.w.Write(p[:k])
-			rw.written += int64(n)
-			if f, ok := rw.w.(http.Flusher); ok {
-				f.Flush()
-			}
-			panic(http.ErrAbortHandler)
-		}
-		n, err := rw.w.Write(p[:k])
-		rw.written += int64(n)
-		total += n
-		if err != nil {
-			return total, err
-		}
-		if rw.throttle != nil {
-			rw.throttle.wait(n)
-		}
-		p = p[k:]
-	}
-	return total, nil
+// writeBody sends an XML document with its length.
+func (q *request) writeBody(status int, body []byte) {
+	hdr := q.w.Header()
+	hdr.Set("Content-Type", "application/xml")
+	hdr.Set("Content-Length", strconv.Itoa(len(body)))
+	q.w.WriteHeader(status)
+	q.w.Write(body)
 }
 
-// ReadFrom lets io.Copy use the connection's own ReadFrom (sendfile for
-// files) when no fault needs to see every byte.
-func (rw *responseWriter) ReadFrom(src io.Reader) (int64, error) {
-	if rw.status == 0 {
-		rw.WriteHeader(http.StatusOK)
+// writeXML sends v as a 200 XML document.
+func (q *request) writeXML(v any) {
+	out, err := xml.Marshal(v)
+	if err != nil {
+		q.writeError(err)
+		return
 	}
-	if rf, ok := rw.w.(io.ReaderFrom); ok && rw.throttle == nil && rw.dropAfter < 0 {
-		n, err := rf.ReadFrom(src)
-		rw.written += n
-		return n, err
-	}
-	bp := copyBufferPool.Get().(*[]byte)
-	defer copyBufferPool.Put(bp)
-	return io.CopyBuffer(writerOnly{rw}, src, *bp)
+	q.writeBody(http.StatusOK, append([]byte(xml.Header), out...))
 }
-
-// writerOnly hides ReadFrom so io.CopyBuffer uses the buffer.
-type writerOnly struct{ io.Writer }
