@@ -4,8 +4,9 @@
 //
 //	cos-emulator -addr 127.0.0.1:9100 -data /var/lib/cos-emulator
 //
-// It prints the endpoint, bucket, region and credentials on one line at
-// start, and stops cleanly on SIGINT or SIGTERM. With -admin-addr it also
+// It prints the endpoint, the service endpoint (GET Service, listing
+// buckets: on COS another host than the buckets), bucket, region and
+// credentials on one line at start, and stops cleanly on SIGINT or SIGTERM. With -admin-addr it also
 // serves GET /stats (request counters as JSON) and POST /stats/reset.
 //
 // With -sts-addr or -metadata-addr it also serves the emulated STS and CVM
@@ -51,6 +52,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	)
 	o := &cfg.options
 	fs.StringVar(&o.Addr, "addr", "127.0.0.1:9100", "listen `address`")
+	fs.StringVar(&o.ServiceAddr, "service-addr", "127.0.0.1:0", "`address` of the service endpoint answering GET Service (list buckets); give it to clients as their service URL (Go SDK BaseURL.ServiceURL, Node.js SDK ServiceDomain)")
 	fs.StringVar(&o.Dir, "data", "", "data `directory`; empty keeps everything in memory")
 	fs.StringVar(&o.Bucket, "bucket", costest.DefaultBucket, "bucket (name-appid) created at start and served to non-bucket hosts")
 	fs.StringVar(&o.Region, "region", costest.DefaultRegion, "region of the bucket")
@@ -172,8 +174,8 @@ func run(ctx context.Context, cfg config, stdout io.Writer) error {
 	if cfg.options.Identity != nil {
 		identity = fmt.Sprintf(" sts=%s metadata=%s", srv.STSURL, srv.MetadataURL)
 	}
-	fmt.Fprintf(stdout, "cos-emulator: endpoint=%s bucket=%s region=%s secret-id=%s secret-key=%s%s\n",
-		srv.URL, srv.Bucket, srv.Region, srv.SecretID, srv.SecretKey, identity)
+	fmt.Fprintf(stdout, "cos-emulator: endpoint=%s service=%s bucket=%s region=%s secret-id=%s secret-key=%s%s\n",
+		srv.URL, srv.ServiceURL, srv.Bucket, srv.Region, srv.SecretID, srv.SecretKey, identity)
 	<-ctx.Done()
 	return nil
 }

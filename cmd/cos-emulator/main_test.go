@@ -118,6 +118,10 @@ func TestRunPrintsOneLineAndServesStats(t *testing.T) {
 	if resp, err := http.Get(endpoint + "/"); err == nil {
 		resp.Body.Close() // an unsigned request: counted as ListObjects
 	}
+	service := strings.Fields(strings.SplitN(line, "service=", 2)[1])[0]
+	if resp, err := http.Get(service + "/"); err == nil {
+		resp.Body.Close() // an unsigned request: counted as GetService
+	}
 	resp, err := http.Get("http://" + cfg.adminAddr + "/stats")
 	if err != nil {
 		t.Fatal(err)
@@ -125,7 +129,7 @@ func TestRunPrintsOneLineAndServesStats(t *testing.T) {
 	var st costest.Stats
 	json.NewDecoder(resp.Body).Decode(&st)
 	resp.Body.Close()
-	if st.Count("ListObjects") != 1 || st.Status["ListObjects 403"] != 1 {
+	if st.Count("ListObjects") != 1 || st.Status["ListObjects 403"] != 1 || st.Status["GetService 403"] != 1 {
 		t.Errorf("admin stats = %+v", st)
 	}
 	resp, err = http.Post("http://"+cfg.adminAddr+"/stats/reset", "", nil)
