@@ -19,15 +19,17 @@
 // how many requests a client makes and how it recovers.
 //
 // NewServer starts the handler on a listener, in the manner of
-// httptest.NewServer:
+// httptest.NewServer, and Server.Client returns an SDK client configured for
+// it, in the manner of httptest.Server.Client:
 //
 //	srv, err := costest.NewServer(costest.Options{})
 //	...
 //	defer srv.Close()
-//	u, _ := url.Parse(srv.URL)
-//	client := cos.NewClient(&cos.BaseURL{BucketURL: u}, &http.Client{
-//		Transport: &cos.AuthorizationTransport{SecretID: srv.SecretID, SecretKey: srv.SecretKey},
-//	})
+//	client := srv.Client() // *cos.Client: BucketURL srv.URL, ServiceURL srv.ServiceURL
+//
+// A client built by hand uses srv.URL as its BucketURL and srv.ServiceURL as
+// its ServiceURL (GET Service, listing buckets, has its own endpoint on COS
+// too: service.cos.myqcloud.com).
 //
 // A request whose Host is not a COS bucket host (such as 127.0.0.1:PORT) is
 // served from the default bucket, Options.Bucket.
