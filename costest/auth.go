@@ -179,7 +179,11 @@ func (h *Handler) authenticate(r *http.Request, query url.Values, now time.Time)
 			token = query.Get("x-cos-security-token")
 		}
 		// The exact code COS answers for a missing or foreign token is
-		// [UNCONFIRMED]; the emulator refuses the request outright.
+		// [UNCONFIRMED]: the error table has no token code but the
+		// ExpiredToken of an expired key, and neither SDK reacts to one.
+		// The emulator refuses the request outright. The token may be an
+		// unsigned query parameter: the Node.js SDK appends it to a
+		// presigned URL after signing.
 		if token != cred.SessionToken {
 			return errAccessDenied("The x-cos-security-token is missing or does not belong to the SecretId.")
 		}
@@ -188,14 +192,19 @@ func (h *Handler) authenticate(r *http.Request, query url.Values, now time.Time)
 	if _, _, keyOK := parseKeyTime(fields["q-key-time"]); !ok || !keyOK {
 		return errAccessDenied("Authorization is malformed: bad q-sign-time or q-key-time.")
 	}
-	// Which timestamp COS compares for skew is [UNCONFIRMED]; the emulator
-	// refuses a signature that starts more than 15 minutes in the future.
+	// Which timestamp COS compares for skew is [UNCONFIRMED]: the error
+	// table says only "local and server time differ by more than 15
+	// minutes", and the Node.js SDK treats this code and an expired
+	// signature alike (it corrects its clock from the answer's Date header
+	// and retries). The emulator refuses a signature that starts more than
+	// 15 minutes in the future.
 	if time.Unix(start, 0).After(now.Add(maxClockSkew)) {
 		return newError(http.StatusForbidden, "RequestTimeTooSkewed", "The difference between the request time and the server's time is too large.")
 	}
 	if now.Unix() > end {
-		// Real bodies most likely read AccessDenied / "Request has
-		// expired" [UNCONFIRMED].
+		// Confirmed by the Node.js SDK, which recognises an expired
+		// signature exactly by Code AccessDenied and Message "Request has
+		// expired" (getRetryInfo), so the message must stay as it is.
 		return errAccessDenied("Request has expired")
 	}
 

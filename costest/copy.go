@@ -4,6 +4,7 @@ import (
 	"crypto/md5"
 	"encoding/hex"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -50,14 +51,20 @@ func (q *request) copySource() (bucket, key string, err error) {
 }
 
 // openCopySource finds and pins the source of a copy and checks the
-// x-cos-copy-source-If-* conditions. Missing sources answer NoSuchKey (COS
-// may use NoSuchCopySource [UNCONFIRMED]).
+// x-cos-copy-source-If-* conditions. A missing source key answers 404
+// NoSuchCopySource: COS's error code table lists it as "the copy source does
+// not exist" (复制源不存在), next to NoSuchKey for a plain read; a missing
+// source bucket stays NoSuchBucket.
 func (q *request) openCopySource() (*objectRecord, func(), error) {
 	bucket, key, err := q.copySource()
 	if err != nil {
 		return nil, nil, err
 	}
 	src, release, err := q.h.store.openObject(bucket, key)
+	var ce *cosError
+	if errors.As(err, &ce) && ce.code == "NoSuchKey" {
+		return nil, nil, newError(http.StatusNotFound, "NoSuchCopySource", "The specified copy source does not exist.")
+	}
 	if err != nil {
 		return nil, nil, err
 	}
@@ -67,8 +74,9 @@ func (q *request) openCopySource() (*objectRecord, func(), error) {
 	}
 	if src.Appendable {
 		release()
-		// Appendable objects cannot be copied; the exact code is
-		// [UNCONFIRMED].
+		// Appendable objects cannot be copied (APPEND Object page); the
+		// code is [UNCONFIRMED]: no document, SDK or error table names
+		// one, so the request is refused with InvalidRequest.
 		return nil, nil, errInvalidRequest("An appendable object cannot be the source of a copy.")
 	}
 	return src, release, nil
@@ -234,7 +242,11 @@ func copiedPartETag(segs []segment) string {
 
 // copySourceRange parses x-cos-copy-source-range, "bytes=first-last"
 // (inclusive, both positions plain digits); absent means the whole object. A
-// bad range answers 400 InvalidArgument (COS's code is [UNCONFIRMED]).
+// bad range answers 400 InvalidArgument. COS's code is [UNCONFIRMED]: the
+// Upload Part - Copy page names none, and the error table's candidates
+// (InvalidArgument, "a request parameter is invalid"; InvalidRange, "the
+// requested range is invalid", 416) both fit; unlike a GET's Range a copy
+// range is not optional, so it is refused, never ignored.
 func copySourceRange(v string, size int64) (first, n int64, err error) {
 	if v == "" {
 		return 0, size, nil

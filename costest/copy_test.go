@@ -58,7 +58,7 @@ func TestCopyObject(t *testing.T) {
 		code         string
 		status       int
 	}{
-		{"missing source", host + "/nope", nil, "NoSuchKey", 404},
+		{"missing source", host + "/nope", nil, "NoSuchCopySource", 404},
 		{"missing source bucket", "nope-1250000000.cos.ap-guangzhou.myqcloud.com/x", nil, "NoSuchBucket", 404},
 		{"onto itself without Replaced", host + "/dst/copy", nil, "InvalidRequest", 400},
 		{"bad directive", host + "/dst/copy", &cos.ObjectCopyOptions{ObjectCopyHeaderOptions: &cos.ObjectCopyHeaderOptions{XCosMetadataDirective: "REPLACE"}}, "InvalidArgument", 400},

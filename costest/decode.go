@@ -127,10 +127,11 @@ func (q *request) readXMLBody(requireMD5 bool) ([]byte, error) {
 		return nil, err
 	}
 	if wantMD5 == nil && requireMD5 {
-		// COS calls Content-MD5 required for POST; its answer when missing
-		// is [UNCONFIRMED]. The SDK always sends it, so the stricter S3
-		// answer is used.
-		return nil, errInvalidRequest("Missing required header for this request: Content-MD5.")
+		// COS calls Content-MD5 required for POST, and its error code table
+		// has the code for its absence: 400 MissingContentMD5 ("the request
+		// header lacks Content-MD5", 请求头中缺少 Content-MD5). The SDKs
+		// always send it.
+		return nil, newError(http.StatusBadRequest, "MissingContentMD5", "Missing required header for this request: Content-MD5.")
 	}
 	body, err := io.ReadAll(io.LimitReader(q.r.Body, maxXMLBodySize+1))
 	if err != nil {

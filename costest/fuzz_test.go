@@ -86,8 +86,8 @@ var errorStatus = map[string]int{
 	"ExpiredToken": 400, "InvalidArgument": 400, "InvalidRequest": 400, "InvalidDigest": 400, "BadDigest": 400,
 	"MalformedXML": 400, "KeyTooLong": 400, "EntityTooLarge": 400, "EntityTooSmall": 400, "IncompleteBody": 400,
 	"InvalidCopySource": 400, "InvalidDelimiter": 400, "InvalidPart": 400, "InvalidPartOrder": 400,
-	"InvalidBucketName": 400, "ListPartUploadIdIsEmpty": 400,
-	"NoSuchKey": 404, "NoSuchBucket": 404, "NoSuchUpload": 404,
+	"InvalidBucketName": 400, "ListPartUploadIdIsEmpty": 400, "MissingContentMD5": 400,
+	"NoSuchKey": 404, "NoSuchBucket": 404, "NoSuchUpload": 404, "NoSuchCopySource": 404,
 	"MethodNotAllowed": 405, "BucketAlreadyOwnedByYou": 409, "ObjectNotAppendable": 409, "AppendPositionErr": 409,
 	"MissingContentLength": 411, "PreconditionFailed": 412, "InvalidRange": 416, "NotImplemented": 501,
 }
@@ -670,7 +670,7 @@ func FuzzCopySource(f *testing.F) {
 			return
 		}
 		switch code {
-		case "", "InvalidCopySource", "NoSuchKey", "NoSuchBucket", "InvalidRequest", "EntityTooSmall":
+		case "", "InvalidCopySource", "NoSuchCopySource", "NoSuchBucket", "InvalidRequest", "EntityTooSmall":
 		default:
 			t.Fatalf("copy from %q: %d %q", src, rec.Code, code)
 		}

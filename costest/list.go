@@ -18,7 +18,10 @@ func (q *request) listAsOf() time.Time {
 }
 
 // parseMaxItems reads max-keys, max-uploads or max-parts: default and cap
-// 1000. COS's answer above 1000 is [UNCONFIRMED]; capping is what S3 does.
+// 1000 (the GET Bucket page: "default 1000, at most 1000"; the Node.js SDK
+// documents the same defaults). COS's answer above 1000 is [UNCONFIRMED]:
+// capping is what S3 does, and a client that pages on IsTruncated, as both
+// SDKs' helpers do, lists correctly either way.
 func (q *request) parseMaxItems(name string) (int, error) {
 	v := q.query.Get(name)
 	if v == "" {
@@ -52,7 +55,11 @@ func (q *request) parseEncodingType() (string, error) {
 
 // encodeListName applies encoding-type=url: percent-encoding that keeps '/'
 // (a space is %20, '+' is %2B). Prefix, markers, delimiter and common
-// prefixes are encoded too, as S3 does (COS is [UNCONFIRMED]).
+// prefixes are encoded too, as S3 does. COS is [UNCONFIRMED]: the GET
+// Bucket page speaks of the keys only, and the Go SDK decodes only Key and
+// UploadId of a listing it asked to be encoded (its resumable Upload), so it
+// tells nothing about the other fields; the stricter choice, encoding all,
+// makes a client that forgets to decode them fail here.
 func encodeListName(s, encoding string) string {
 	if encoding != "url" || s == "" {
 		return s

@@ -34,8 +34,10 @@ func (q *request) initiateUpload() error {
 	return nil
 }
 
-// partNumber reads partNumber: 1..10000 (the code COS answers outside the
-// range is [UNCONFIRMED]; InvalidArgument as suggested).
+// partNumber reads partNumber: 1..10000. The code COS answers outside the
+// range is [UNCONFIRMED]: the Upload Part page gives only the range, and the
+// SDKs check it before sending; InvalidArgument ("a request parameter is
+// invalid" in the error table) is the closest documented code.
 func (q *request) partNumber() (int, error) {
 	n, err := strconv.Atoi(q.query.Get("partNumber"))
 	if err != nil || n < 1 || n > maxPartNumber {

@@ -29,7 +29,10 @@ var sseHeaders = []string{
 func metaFromHeaders(h http.Header) objectMeta {
 	m := objectMeta{ContentType: h.Get("Content-Type"), StorageClass: strings.ToUpper(h.Get("x-cos-storage-class")), Headers: map[string]string{}}
 	if m.ContentType == "" {
-		// The default COS stores is [UNCONFIRMED]; this is the usual one.
+		// The default COS stores is [UNCONFIRMED]: the PUT Object page
+		// does not say, and the Node.js SDK never leaves it to the server
+		// (it sends application/octet-stream itself when it cannot guess
+		// a type), so this is what its users see.
 		m.ContentType = "application/octet-stream"
 	}
 	for _, name := range storedHeaders {
@@ -353,8 +356,10 @@ func (q *request) deleteMultiple() error {
 	if err := decodeXMLDocument(body, "Delete", &req); err != nil || len(req.Objects) == 0 {
 		return errMalformedXML()
 	}
-	// More than 1000 keys: COS's answer is [UNCONFIRMED]; S3 answers
-	// MalformedXML.
+	// More than 1000 keys (the DELETE Multiple Objects page's limit):
+	// COS's answer is [UNCONFIRMED]; neither SDK splits or checks a
+	// request, and the error table has no specific code, so S3's
+	// MalformedXML is used.
 	if len(req.Objects) > maxDeleteObjects {
 		return errMalformedXML()
 	}

@@ -51,7 +51,7 @@ func TestRequestErrors(t *testing.T) {
 		{"bad Content-MD5", "PUT", "/k", "data", 0, map[string]string{"Content-MD5": b64md5("other")}, 400, "BadDigest"},
 		{"malformed Content-MD5", "PUT", "/k", "data", 0, map[string]string{"Content-MD5": "zz"}, 400, "InvalidDigest"},
 		{"chunked PUT", "PUT", "/chunked", "data", -1, nil, 200, ""},
-		{"delete multiple without Content-MD5", "POST", "/?delete", deleteBody, 0, nil, 400, "InvalidRequest"},
+		{"delete multiple without Content-MD5", "POST", "/?delete", deleteBody, 0, nil, 400, "MissingContentMD5"},
 		{"delete multiple with wrong Content-MD5", "POST", "/?delete", deleteBody, 0, map[string]string{"Content-MD5": b64md5("x")}, 400, "BadDigest"},
 		{"delete multiple malformed", "POST", "/?delete", "<Delete>", 0, map[string]string{"Content-MD5": b64md5("<Delete>")}, 400, "MalformedXML"},
 		{"append without position", "POST", "/k?append", "x", 0, nil, 400, "InvalidArgument"},

@@ -264,6 +264,13 @@ func TestSDKPresignedURLForms(t *testing.T) {
 			return perm.Object.GetPresignedURL(ctx, m, key, temp.SecretID, temp.SecretKey, time.Hour,
 				&cos.PresignedURLOptions{Query: &url.Values{"x-cos-security-token": {temp.SessionToken}}})
 		}, status: 200},
+		{name: "URL with token appended unsigned, as the Node.js SDK does", sign: func(m string) (*url.URL, error) {
+			u, err := perm.Object.GetPresignedURL(ctx, m, key, temp.SecretID, temp.SecretKey, time.Hour, nil)
+			if err == nil {
+				u.RawQuery += "&x-cos-security-token=" + url.QueryEscape(temp.SessionToken)
+			}
+			return u, err
+		}, status: 200},
 		{name: "URL of a temporary key without its token", sign: func(m string) (*url.URL, error) {
 			return perm.Object.GetPresignedURL(ctx, m, key, temp.SecretID, temp.SecretKey, time.Hour, nil)
 		}, status: 403, code: "AccessDenied"},
