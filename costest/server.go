@@ -294,14 +294,10 @@ func NewServer(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	addr := opts.Addr
-	if addr == "" {
-		addr = "127.0.0.1:0"
-	}
-	ln, err := net.Listen("tcp", addr)
+	ln, err := listenLocal(opts.Addr)
 	if err != nil {
 		h.Close()
-		return nil, fmt.Errorf("costest: %w", err)
+		return nil, err
 	}
 	s := &Server{
 		Handler:  h,
@@ -309,7 +305,7 @@ func NewServer(opts Options) (*Server, error) {
 		Bucket:   h.bucket,
 		Region:   h.region,
 		listener: ln,
-		server:   &http.Server{Handler: h, ReadHeaderTimeout: time.Minute, ErrorLog: log.New(discard{}, "", 0)},
+		server:   newHTTPServer(h),
 		done:     make(chan struct{}),
 	}
 	for _, c := range opts.Credentials {
@@ -319,18 +315,14 @@ func NewServer(opts Options) (*Server, error) {
 	if s.SecretID == "" {
 		s.SecretID, s.SecretKey = DefaultSecretID, DefaultSecretKey
 	}
-	serviceAddr := opts.ServiceAddr
-	if serviceAddr == "" {
-		serviceAddr = "127.0.0.1:0"
-	}
-	serviceLn, err := net.Listen("tcp", serviceAddr)
+	serviceLn, err := listenLocal(opts.ServiceAddr)
 	if err != nil {
 		ln.Close()
 		h.Close()
-		return nil, fmt.Errorf("costest: service endpoint: %w", err)
+		return nil, err
 	}
 	s.ServiceURL = "http://" + serviceLn.Addr().String()
-	s.serviceServer = &http.Server{Handler: h.ServiceHandler(), ReadHeaderTimeout: time.Minute, ErrorLog: log.New(discard{}, "", 0)}
+	s.serviceServer = newHTTPServer(h.ServiceHandler())
 	go s.serviceServer.Serve(serviceLn)
 	if opts.Identity != nil {
 		if err := s.startIdentityServers(opts.Identity); err != nil {
@@ -367,6 +359,25 @@ func (s *Server) Close() error {
 		is.Close()
 	}
 	return s.Handler.Close()
+}
+
+// listenLocal listens on addr, "127.0.0.1:0" (a free local port) when
+// empty.
+func listenLocal(addr string) (net.Listener, error) {
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("costest: %w", err)
+	}
+	return ln, nil
+}
+
+// newHTTPServer serves h without logging: a test's dropped connections
+// are expected, not news.
+func newHTTPServer(h http.Handler) *http.Server {
+	return &http.Server{Handler: h, ReadHeaderTimeout: time.Minute, ErrorLog: log.New(discard{}, "", 0)}
 }
 
 type discard struct{}

@@ -8,8 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log"
-	"net"
 	"net/http"
 	"regexp"
 	"slices"
@@ -421,17 +419,14 @@ func (s *Server) startIdentityServers(opts *IdentityOptions) error {
 		addr    string
 		handler http.Handler
 	}{{&s.STSURL, opts.STSAddr, s.STSHandler()}, {&s.MetadataURL, opts.MetadataAddr, s.MetadataHandler()}} {
-		if target.addr == "" {
-			target.addr = "127.0.0.1:0"
-		}
-		ln, err := net.Listen("tcp", target.addr)
+		ln, err := listenLocal(target.addr)
 		if err != nil {
 			for _, started := range s.identityServers {
 				started.Close()
 			}
-			return fmt.Errorf("costest: %w", err)
+			return err
 		}
-		srv := &http.Server{Handler: target.handler, ReadHeaderTimeout: time.Minute, ErrorLog: log.New(discard{}, "", 0)}
+		srv := newHTTPServer(target.handler)
 		s.identityServers = append(s.identityServers, srv)
 		*target.url = "http://" + ln.Addr().String()
 		go srv.Serve(ln)
