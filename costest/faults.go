@@ -148,7 +148,8 @@ func (h *Handler) injectRequestFaults(q *request, faults Faults, body *requestBo
 // response body.
 func isRead(op string) bool {
 	switch op {
-	case opGetObject, opHeadObject, opHeadBucket, opListObjects, opListMultipartUploads, opListParts, opGetService:
+	case opGetObject, opHeadObject, opHeadBucket, opListObjects, opListMultipartUploads, opListParts, opGetService,
+		opGetBucketVersioning, opGetBucketLifecycle, opGetBucketAccelerate:
 		return true
 	}
 	return false
