@@ -163,12 +163,27 @@ func TestPresignedURLRawSemicolon(t *testing.T) {
 			}
 		}
 	}
+	// A raw ';' in q-header-list, between two signed headers.
+	h := http.Header{"Content-Type": {"text/plain"}}
+	u := presign(t, c, srv, http.MethodGet, "semi", &cos.PresignedURLOptions{Header: &h})
+	if !strings.Contains(u, "q-header-list=content-type%3Bhost") {
+		t.Fatalf("the SDK's URL does not sign two headers: %s", u)
+	}
+	req, _ := http.NewRequest(http.MethodGet, strings.ReplaceAll(u, "%3B", ";"), nil)
+	req.Header.Set("Content-Type", "text/plain")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body := readAll(resp); resp.StatusCode != http.StatusOK || body != "raw" {
+		t.Errorf("raw ; in q-header-list: %d %s", resp.StatusCode, body)
+	}
 	// A raw ';' inside another signed parameter's value is that value's.
-	u := presign(t, c, srv, http.MethodGet, "semi", &cos.PresignedURLOptions{
+	u = presign(t, c, srv, http.MethodGet, "semi", &cos.PresignedURLOptions{
 		Query: &url.Values{"response-content-disposition": {"attachment;filename=a.txt"}},
 	})
-	req, _ := http.NewRequest(http.MethodGet, strings.ReplaceAll(u, "%3B", ";"), nil)
-	resp, err := http.DefaultClient.Do(req)
+	req, _ = http.NewRequest(http.MethodGet, strings.ReplaceAll(u, "%3B", ";"), nil)
+	resp, err = http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
