@@ -29,7 +29,9 @@
 //
 // A client built by hand uses srv.URL as its BucketURL and srv.ServiceURL as
 // its ServiceURL (GET Service, listing buckets, has its own endpoint on COS
-// too: service.cos.myqcloud.com).
+// too: service.cos.myqcloud.com). Tencent's Node.js SDK is configured the
+// same way: Domain is the host of URL, ServiceDomain the host of ServiceURL,
+// Protocol "http:".
 //
 // A request whose Host is not a COS bucket host (such as 127.0.0.1:PORT) is
 // served from the default bucket, Options.Bucket.
