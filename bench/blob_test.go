@@ -6,9 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/distribution/distribution/v3/configuration"
-
 	"github.com/registry-cos/cos/costest"
+	"github.com/registry-cos/cos/internal/testenv"
 )
 
 // throttledFaults is what a cloud object store looks like from one machine:
@@ -36,14 +35,13 @@ func benchmarkBlob(b *testing.B, faults costest.Faults) {
 	size := scaled[int64](1*gib, 64*mib)
 	dgst := patternDigest(1, size)
 
-	fsRegistry := newRegistry(b, registryStorage("filesystem",
-		configuration.Parameters{"rootdirectory": b.TempDir()}, false))
+	fsRegistry := newRegistry(b, "filesystem", map[string]any{"rootdirectory": b.TempDir()}, false)
 	emulator := newEmulator(b, faults)
-	cosRedirect := newRegistry(b, registryStorage("cos", cosParameters(emulator), true))
-	cosDirect := newRegistry(b, registryStorage("cos", cosParameters(emulator), false))
+	cosRedirect := newRegistry(b, "cos", testenv.DriverParameters(emulator), true)
+	cosDirect := newRegistry(b, "cos", testenv.DriverParameters(emulator), false)
 
 	push := func(base, repo string) time.Duration {
-		d, err := timed(func() error { return pushBlob(ctx, base, repo, newPatternReader(1, size), size, dgst) })
+		d, err := timed(func() error { return pushBlob(ctx, base, repo, testenv.NewPatternReader(1, size), size, dgst) })
 		if err != nil {
 			b.Fatalf("push %d bytes to %s: %v", size, base, err)
 		}

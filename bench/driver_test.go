@@ -9,6 +9,7 @@ import (
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 
 	"github.com/registry-cos/cos/costest"
+	"github.com/registry-cos/cos/internal/testenv"
 )
 
 // BenchmarkMove moves a 6 GiB blob with the driver's Move on a disk-backed
@@ -33,7 +34,7 @@ func BenchmarkMove(b *testing.B) {
 		b.StopTimer()
 		src := fmt.Sprintf("/bench/move/%d/source", i)
 		dst := fmt.Sprintf("/bench/move/%d/destination", i)
-		writeStream(b, driver, src, newPatternReader(6, size))
+		writeStream(b, driver, src, testenv.NewPatternReader(6, size))
 		emulator.ResetStats()
 		b.StartTimer()
 		if err := driver.Move(ctx, src, dst); err != nil {

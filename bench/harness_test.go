@@ -5,10 +5,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
-	"net/http/httptest"
-	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -16,14 +13,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/distribution/distribution/v3/configuration"
-	"github.com/distribution/distribution/v3/registry/handlers"
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 	"github.com/opencontainers/go-digest"
 	"github.com/sirupsen/logrus"
 
 	cos "github.com/registry-cos/cos"
 	"github.com/registry-cos/cos/costest"
+	"github.com/registry-cos/cos/internal/testenv"
+	"github.com/registry-cos/cos/internal/testenv/registrytest"
 
 	// The yardstick: the upstream filesystem driver.
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem"
@@ -61,63 +58,18 @@ func scaled[T any](full, small T) T {
 	return full
 }
 
-// patternBlockSize is the size of the block a patternReader repeats.
-const patternBlockSize = 1 * mib
-
-// patternReader yields a deterministic stream: a 1 MiB block of seeded
-// pseudo-random bytes, repeated, with the first 8 bytes of every block
-// replaced by the block's index so no two blocks (and no two streams of
-// different seeds) are equal. Reading it costs little more than a copy.
-type patternReader struct {
-	block []byte
-	left  int64
-	pos   int64
-}
-
-// newPatternReader returns a reader of size bytes for seed.
-func newPatternReader(seed uint64, size int64) *patternReader {
-	block := make([]byte, patternBlockSize)
-	rng := rand.New(rand.NewChaCha8([32]byte{byte(seed), byte(seed >> 8), byte(seed >> 16), byte(seed >> 24)}))
-	for i := 0; i+8 <= len(block); i += 8 {
-		v := rng.Uint64()
-		for j := range 8 {
-			block[i+j] = byte(v >> (8 * j))
-		}
-	}
-	return &patternReader{block: block, left: size}
-}
-
-// Read fills p with the next bytes of the stream.
-func (r *patternReader) Read(p []byte) (int, error) {
-	if r.left <= 0 {
-		return 0, io.EOF
-	}
-	off := int(r.pos % patternBlockSize)
-	if off == 0 {
-		index := r.pos / patternBlockSize
-		for j := range 8 {
-			r.block[j] = byte(index >> (8 * j))
-		}
-	}
-	n := copy(p, r.block[off:])
-	n = int(min(int64(n), r.left))
-	r.pos += int64(n)
-	r.left -= int64(n)
-	return n, nil
-}
-
 // patternDigests caches the digest of each (seed, size) stream: hashing a
 // gigabyte takes seconds, and a client that pushes knows its digest anyway.
 var patternDigests sync.Map
 
-// patternDigest returns the sha256 digest of newPatternReader(seed, size).
+// patternDigest returns the sha256 digest of testenv.NewPatternReader(seed, size).
 func patternDigest(seed uint64, size int64) digest.Digest {
 	key := fmt.Sprint(seed, "/", size)
 	if d, ok := patternDigests.Load(key); ok {
 		return d.(digest.Digest)
 	}
 	h := sha256.New()
-	io.Copy(h, newPatternReader(seed, size))
+	io.Copy(h, testenv.NewPatternReader(seed, size))
 	d := digest.NewDigest(digest.SHA256, h)
 	patternDigests.Store(key, d)
 	return d
@@ -127,155 +79,54 @@ func patternDigest(seed uint64, size int64) digest.Digest {
 // stops it when the benchmark ends.
 func newEmulator(tb testing.TB, faults costest.Faults) *costest.Server {
 	tb.Helper()
-	srv, err := costest.NewServer(costest.Options{Dir: tb.TempDir(), Faults: faults})
-	if err != nil {
-		tb.Fatalf("start the COS emulator: %v", err)
-	}
-	tb.Cleanup(func() { srv.Close() })
-	return srv
-}
-
-// cosParameters returns the driver's configuration map for an emulator.
-func cosParameters(srv *costest.Server) configuration.Parameters {
-	return configuration.Parameters{
-		"secretid":  srv.SecretID,
-		"secretkey": srv.SecretKey,
-		"bucket":    srv.Bucket,
-		"region":    srv.Region,
-		"endpoint":  srv.URL,
-	}
+	return testenv.StartEmulator(tb, costest.Options{Dir: tb.TempDir(), Faults: faults})
 }
 
 // newDriver returns the COS driver (defaults) on an emulator.
 func newDriver(tb testing.TB, srv *costest.Server) storagedriver.StorageDriver {
 	tb.Helper()
-	params := cos.DefaultParameters()
-	params.SecretID, params.SecretKey = srv.SecretID, srv.SecretKey
-	params.Bucket, params.Region, params.Endpoint = srv.Bucket, srv.Region, srv.URL
-	d, err := cos.New(context.Background(), params)
+	d, err := cos.FromParameters(context.Background(), testenv.DriverParameters(srv))
 	if err != nil {
 		tb.Fatalf("start the COS driver on the emulator: %v", err)
 	}
 	return d
 }
 
-// registryStorage is the storage section of a benchmark registry: the
-// driver with its parameters, the in-memory blob descriptor cache that
-// production configurations use, no background upload purging (it would walk
-// the bucket at a random moment) and redirects as asked.
-func registryStorage(driver string, params configuration.Parameters, redirect bool) configuration.Storage {
-	return configuration.Storage{
-		driver:        params,
-		"cache":       configuration.Parameters{"blobdescriptor": "inmemory"},
-		"maintenance": configuration.Parameters{"uploadpurging": map[any]any{"enabled": false}},
-		"redirect":    configuration.Parameters{"disable": !redirect},
-		"delete":      configuration.Parameters{"enabled": true},
-	}
-}
-
-// newRegistry runs a registry application (in this process) on storage and
-// returns its base URL, "http://127.0.0.1:PORT".
-func newRegistry(tb testing.TB, storage configuration.Storage) string {
+// newRegistry runs a registry application (in this process) on the storage
+// driver with params, with the in-memory blob descriptor cache that
+// production configurations use and redirects as asked, and returns its
+// base URL, "http://127.0.0.1:PORT".
+func newRegistry(tb testing.TB, driver string, params map[string]any, redirect bool) string {
 	tb.Helper()
-	config := &configuration.Configuration{Storage: storage}
-	config.HTTP.Secret = "registry-cos-bench"
-	config.Catalog.MaxEntries = 1000
-	config.Log.AccessLog.Disabled = true
-	app := handlers.NewApp(context.Background(), config)
-	srv := httptest.NewServer(app)
-	tb.Cleanup(srv.Close)
-	return srv.URL
+	return registrytest.Start(tb, registrytest.Config(tb, registrytest.Options{
+		Driver:              driver,
+		Parameters:          params,
+		Redirect:            redirect,
+		BlobDescriptorCache: true,
+	})).URL
 }
 
-// httpClient is the client of every registry request: it follows redirects
-// (to the emulator, for pulls) and keeps connections alive.
+// httpClient is the client of every registry request: it keeps
+// connections alive (and, for go-containerregistry, follows redirects to
+// the emulator).
 var httpClient = &http.Client{Transport: &http.Transport{
 	MaxIdleConnsPerHost: 128,
 	DisableCompression:  true,
 }}
 
 // pushBlob uploads one blob the way docker does for a large layer: POST to
-// open an upload, one PATCH streaming the whole body, PUT ?digest= to commit.
+// open an upload, one PATCH streaming the whole body, PUT ?digest= to
+// commit. An empty dgst has the body hashed as it is sent, as a client
+// that does not know the digest in advance does.
 func pushBlob(ctx context.Context, base, repo string, body io.Reader, size int64, dgst digest.Digest) error {
-	return pushBlobThen(ctx, base, repo, body, size, func() digest.Digest { return dgst })
-}
-
-// pushBlobHashing pushes a stream whose digest is not known in advance,
-// hashing it while it is sent.
-func pushBlobHashing(ctx context.Context, base, repo string, body io.Reader, size int64) error {
-	h := sha256.New()
-	return pushBlobThen(ctx, base, repo, io.TeeReader(body, h), size, func() digest.Digest {
-		return digest.NewDigest(digest.SHA256, h)
-	})
-}
-
-// pushBlobThen is pushBlob with the digest asked for once the body is sent.
-func pushBlobThen(ctx context.Context, base, repo string, body io.Reader, size int64, dgst func() digest.Digest) error {
-	loc, err := blobRequest(ctx, http.MethodPost, base+"/v2/"+repo+"/blobs/uploads/", nil, 0, http.StatusAccepted)
-	if err != nil {
-		return fmt.Errorf("open upload: %w", err)
-	}
-	loc, err = blobRequest(ctx, http.MethodPatch, loc, body, size, http.StatusAccepted)
-	if err != nil {
-		return fmt.Errorf("send %d bytes: %w", size, err)
-	}
-	u, err := url.Parse(loc)
-	if err != nil {
-		return err
-	}
-	q := u.Query()
-	q.Set("digest", dgst().String())
-	u.RawQuery = q.Encode()
-	if _, err := blobRequest(ctx, http.MethodPut, u.String(), nil, 0, http.StatusCreated); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	return nil
-}
-
-// blobRequest sends one request of the upload protocol and returns the
-// absolute Location of the answer.
-func blobRequest(ctx context.Context, method, target string, body io.Reader, size int64, want int) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, method, target, body)
-	if err != nil {
-		return "", err
-	}
-	if body != nil {
-		req.ContentLength = size
-		req.Header.Set("Content-Type", "application/octet-stream")
-	}
-	resp, err := httpClient.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4*kib))
-	if resp.StatusCode != want {
-		return "", fmt.Errorf("%s %s: %s: %s", method, target, resp.Status, strings.TrimSpace(string(msg)))
-	}
-	loc, err := resp.Request.URL.Parse(resp.Header.Get("Location"))
-	if err != nil {
-		return "", err
-	}
-	return loc.String(), nil
+	return registrytest.PushBlob(ctx, httpClient, base, repo, body, size, dgst)
 }
 
 // pullBlob downloads a blob, following a redirect to the storage if the
 // registry sends one, and returns how many bytes came.
 func pullBlob(ctx context.Context, base, repo string, dgst digest.Digest) (int64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v2/"+repo+"/blobs/"+dgst.String(), nil)
-	if err != nil {
-		return 0, err
-	}
-	resp, err := httpClient.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4*kib))
-		return 0, fmt.Errorf("GET blob %s: %s: %s", dgst, resp.Status, strings.TrimSpace(string(msg)))
-	}
-	return io.Copy(io.Discard, resp.Body)
+	n, _, err := registrytest.FetchBlob(ctx, httpClient, base, repo, dgst, io.Discard)
+	return n, err
 }
 
 // timed runs f and returns how long it took.

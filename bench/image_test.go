@@ -9,18 +9,15 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/static"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/registry-cos/cos/costest"
+	"github.com/registry-cos/cos/internal/testenv"
+	"github.com/registry-cos/cos/internal/testenv/registrytest"
 )
 
 // imageLayerSizes are the layers of the typical image: 1 to 30 MiB.
-var imageLayerSizes = []int64{1 * mib, 3 * mib, 8 * mib, 16 * mib, 30 * mib}
+var imageLayerSizes = []int{1 * mib, 3 * mib, 8 * mib, 16 * mib, 30 * mib}
 
 // BenchmarkImage pushes and pulls a typical image (five layers of 1 to 30
 // MiB, a config and a manifest) with go-containerregistry's remote package,
@@ -34,9 +31,9 @@ func BenchmarkImage(b *testing.B) {
 
 func benchmarkImage(b *testing.B, faults costest.Faults) {
 	ctx := context.Background()
-	img := typicalImage(b)
+	img := registrytest.NewImage(b, 100, imageLayerSizes...)
 	emulator := newEmulator(b, faults)
-	base := newRegistry(b, registryStorage("cos", cosParameters(emulator), true))
+	base := newRegistry(b, "cos", testenv.DriverParameters(emulator), true)
 	host := strings.TrimPrefix(base, "http://")
 
 	var push, pull time.Duration
@@ -75,23 +72,6 @@ func benchmarkImage(b *testing.B, faults costest.Faults) {
 	b.Logf("push %.2fs, pull %.2fs", push.Seconds()/float64(b.N), pull.Seconds()/float64(b.N))
 	b.Logf("COS requests of one image push:%s", requestTable(pushStats))
 	b.Logf("COS requests of one image pull:%s", requestTable(pullStats))
-}
-
-// typicalImage builds the benchmark image from deterministic layers.
-func typicalImage(b *testing.B) v1.Image {
-	layers := make([]v1.Layer, len(imageLayerSizes))
-	for i, size := range imageLayerSizes {
-		content, err := io.ReadAll(newPatternReader(uint64(100+i), size))
-		if err != nil {
-			b.Fatal(err)
-		}
-		layers[i] = static.NewLayer(content, types.OCILayer)
-	}
-	img, err := mutate.AppendLayers(empty.Image, layers...)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return mutate.MediaType(mutate.ConfigMediaType(img, types.OCIConfigJSON), types.OCIManifestSchema1)
 }
 
 // pullImage fetches the manifest, the config and every layer, and reads

@@ -2,13 +2,9 @@ package bench
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -19,6 +15,8 @@ import (
 	"time"
 
 	"github.com/registry-cos/cos/costest"
+	"github.com/registry-cos/cos/internal/testenv"
+	"github.com/registry-cos/cos/internal/testenv/registrytest"
 )
 
 // BenchmarkMemory measures the memory of a registry process (the
@@ -70,22 +68,22 @@ func measurePushMemory(b *testing.B, binary string, pushes int, size int64) (rss
 	sampler := proc.sampleBuffers()
 	start := time.Now()
 	err := parallel(pushes, pushes, func(i int) error {
-		return pushBlobHashing(ctx, proc.base, fmt.Sprintf("bench/memory-%d", i), newPatternReader(uint64(1000+i), size), size)
+		return pushBlob(ctx, proc.URL, fmt.Sprintf("bench/memory-%d", i), testenv.NewPatternReader(uint64(1000+i), size), size, "")
 	})
 	elapsed := time.Since(start)
 	peakBuffers := sampler.stop()
 	if err != nil {
 		b.Fatalf("%d concurrent pushes of %d MiB: %v", pushes, size/mib, err)
 	}
-	hwm, err := procStatus(proc.cmd.Process.Pid, "VmHWM")
+	hwm, err := procStatus(proc.Cmd.Process.Pid, "VmHWM")
 	if err != nil {
 		b.Fatalf("read the registry's peak RSS: %v", err)
 	}
-	peakHeap := proc.peakHeap()
+	peakHeap, peakLive := proc.heapPeaks()
 	b.Logf("%d pushes of %d MiB in %.1fs (%.0f MB/s): peak RSS %.0f MiB, peak heap %.0f MiB (GC trace), peak part buffers %.0f MiB; emulator requests:%s",
 		pushes, size/mib, elapsed.Seconds(), mbPerSecond(int64(pushes)*size, elapsed),
 		float64(hwm)/mib, float64(peakHeap)/mib, float64(peakBuffers)/mib, requestTable(emulator.Stats()))
-	return float64(hwm) / mib, float64(peakHeap) / mib, float64(proc.peakLiveHeap()) / mib, float64(peakBuffers) / mib
+	return float64(hwm) / mib, float64(peakHeap) / mib, float64(peakLive) / mib, float64(peakBuffers) / mib
 }
 
 // buildRegistry builds the registry-cos binary from ./cmd/registry, or, if
@@ -93,140 +91,60 @@ func measurePushMemory(b *testing.B, binary string, pushes int, size int64) (rss
 func buildRegistry(b *testing.B) string {
 	b.Helper()
 	binary := filepath.Join(b.TempDir(), "registry-cos")
-	var out bytes.Buffer
 	for _, pkg := range []string{"github.com/registry-cos/cos/cmd/registry", "github.com/registry-cos/cos/bench/internal/registrymain"} {
-		out.Reset()
-		cmd := exec.Command("go", "build", "-o", binary, pkg)
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Run(); err == nil {
+		err := testenv.GoBuild(binary, pkg)
+		if err == nil {
 			b.Logf("registry binary built from %s", pkg)
 			return binary
 		}
-		b.Logf("go build %s failed:\n%s", pkg, out.String())
+		b.Log(err)
 	}
 	b.Fatal("no registry binary could be built")
 	return ""
 }
 
-// registryProcess is a registry-cos serve subprocess.
+// registryProcess is a registry-cos serve subprocess with its debug server.
 type registryProcess struct {
-	cmd         *exec.Cmd
-	base, debug string // base URLs of the API and of the debug server
-
-	mu       sync.Mutex
-	heapPeak int64 // bytes, from the GC trace
-	livePeak int64 // bytes marked live by a collection, from the GC trace
+	*registrytest.Process
+	debug string // base URL of the debug server
 }
 
 // gcTraceHeap matches the heap sizes of a GODEBUG=gctrace=1 line:
-// "... 12->14->6 MB, 16 MB goal, ...".
-var gcTraceHeap = regexp.MustCompile(` (\d+)->(\d+)->(\d+) MB`)
+// "gc 7 @0.1s 2%: ... 12->14->6 MB, 16 MB goal, ...".
+var gcTraceHeap = regexp.MustCompile(`(?m)^gc .* (\d+)->(\d+)->(\d+) MB`)
 
 // startRegistryProcess runs binary serve with a configuration for the
-// emulator, waits until it answers, and stops it when the benchmark ends.
+// emulator and the runtime's GC trace on, waits until it answers, and stops
+// it when the benchmark ends.
 func startRegistryProcess(b *testing.B, binary string, emulator *costest.Server) *registryProcess {
 	b.Helper()
-	dir := b.TempDir()
-	addr, debugAddr := freeAddr(b), freeAddr(b)
-	config := fmt.Sprintf(`version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  cos:
-    secretid: %q
-    secretkey: %q
-    bucket: %q
-    region: %q
-    endpoint: %q
-  cache:
-    blobdescriptor: inmemory
-  maintenance:
-    uploadpurging:
-      enabled: false
-  redirect:
-    disable: true
-http:
-  addr: %s
-  secret: registry-cos-bench
-  debug:
-    addr: %s
-    prometheus:
-      enabled: true
-      path: /metrics
-`, emulator.SecretID, emulator.SecretKey, emulator.Bucket, emulator.Region, emulator.URL, addr, debugAddr)
-	path := filepath.Join(dir, "config.yml")
-	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
-		b.Fatal(err)
-	}
-	p := &registryProcess{base: "http://" + addr, debug: "http://" + debugAddr}
-	p.cmd = exec.Command(binary, "serve", path)
-	p.cmd.Env = append(os.Environ(), "GODEBUG=gctrace=1")
-	stderr, err := p.cmd.StderrPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := p.cmd.Start(); err != nil {
-		b.Fatalf("start %s: %v", binary, err)
-	}
-	var logTail tailBuffer
-	scanned := make(chan struct{})
-	go func() {
-		defer close(scanned)
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64*kib), 1*mib)
-		for sc.Scan() {
-			line := sc.Text()
-			if m := gcTraceHeap.FindStringSubmatch(line); m != nil && strings.HasPrefix(line, "gc ") {
-				start, _ := strconv.ParseInt(m[1], 10, 64)
-				end, _ := strconv.ParseInt(m[2], 10, 64)
-				live, _ := strconv.ParseInt(m[3], 10, 64)
-				p.mu.Lock()
-				p.heapPeak = max(p.heapPeak, max(start, end)*mib)
-				p.livePeak = max(p.livePeak, live*mib)
-				p.mu.Unlock()
-				continue
-			}
-			logTail.add(line)
-		}
-	}()
-	b.Cleanup(func() {
-		p.cmd.Process.Kill()
-		p.cmd.Wait()
-		<-scanned
+	debugAddr := testenv.FreeAddr(b)
+	config := registrytest.ConfigYAML(registrytest.Options{
+		Parameters:          testenv.DriverParameters(emulator),
+		BlobDescriptorCache: true,
+		LogLevel:            "error",
+		DebugAddr:           debugAddr,
 	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(p.base + "/v2/")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return p
-			}
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("the registry process did not answer on %s within 30s; its log ends with:\n%s", p.base, logTail.String())
-		}
-		time.Sleep(50 * time.Millisecond)
+	path := testenv.WriteFile(b, "config.yml", config)
+	return &registryProcess{
+		Process: registrytest.StartProcess(b, binary, path, "GODEBUG=gctrace=1"),
+		debug:   "http://" + debugAddr,
 	}
 }
 
-// peakHeap returns the largest heap the GC trace has reported so far.
-// The runtime prints a line per collection, so the figure is as exact as
-// the trace's MB granularity.
-func (p *registryProcess) peakHeap() int64 {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.heapPeak
-}
-
-// peakLiveHeap returns the largest heap a collection found live: the part
-// of the peak that is not garbage waiting for the next collection.
-func (p *registryProcess) peakLiveHeap() int64 {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.livePeak
+// heapPeaks returns the largest heap the GC trace has reported so far
+// (garbage not yet collected included) and the largest heap a collection
+// found live. The runtime prints a line per collection, so the figures are
+// as exact as the trace's MB granularity.
+func (p *registryProcess) heapPeaks() (heap, live int64) {
+	for _, m := range gcTraceHeap.FindAllStringSubmatch(p.Output.String(), -1) {
+		start, _ := strconv.ParseInt(m[1], 10, 64)
+		end, _ := strconv.ParseInt(m[2], 10, 64)
+		marked, _ := strconv.ParseInt(m[3], 10, 64)
+		heap = max(heap, max(start, end)*mib)
+		live = max(live, marked*mib)
+	}
+	return heap, live
 }
 
 // bufferSampler polls the driver's buffer gauge on the metrics endpoint.
@@ -282,35 +200,4 @@ func scrapeGauge(url, series string) (float64, bool) {
 		}
 	}
 	return 0, false
-}
-
-// freeAddr returns a loopback address with a port that was free a moment ago.
-func freeAddr(b *testing.B) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// tailBuffer keeps the last lines of a log for an error message.
-type tailBuffer struct {
-	mu    sync.Mutex
-	lines []string
-}
-
-func (t *tailBuffer) add(line string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.lines = append(t.lines, line)
-	if len(t.lines) > 20 {
-		t.lines = t.lines[len(t.lines)-20:]
-	}
-}
-
-func (t *tailBuffer) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return strings.Join(t.lines, "\n")
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/registry-cos/cos/costest"
+	"github.com/registry-cos/cos/internal/testenv"
 )
 
 // registryRoot is where the registry keeps its tree in the storage driver.
@@ -44,7 +45,7 @@ func BenchmarkTagList(b *testing.B) {
 		d := fakeDigest(tag, h-1)
 		return dir + "/index/sha256/" + d.Encoded() + "/link", []byte(d)
 	})
-	base := newRegistry(b, registryStorage("cos", cosParameters(emulator), true))
+	base := newRegistry(b, "cos", testenv.DriverParameters(emulator), true)
 
 	for _, page := range []int{0, 100} {
 		label := "all"
@@ -85,7 +86,7 @@ func BenchmarkCatalog(b *testing.B) {
 			return dir + "/_layers/sha256/" + layer.Encoded() + "/link", []byte(layer)
 		}
 	})
-	base := newRegistry(b, registryStorage("cos", cosParameters(emulator), true))
+	base := newRegistry(b, "cos", testenv.DriverParameters(emulator), true)
 
 	for _, page := range []int{1000, 100} {
 		b.Run(fmt.Sprintf("pages-of-%d", page), func(b *testing.B) {
