@@ -1,19 +1,16 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/registry-cos/cos/costest"
-	cos "github.com/tencentyun/cos-go-sdk-v5"
+	"github.com/registry-cos/cos/internal/testenv"
 )
 
 func TestParseFlags(t *testing.T) {
@@ -81,30 +78,21 @@ func TestParseFlags(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for one writer and one reader.
-type syncBuffer struct {
-	ch  chan string
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.buf.Write(p)
-	b.ch <- b.buf.String()
-	return len(p), nil
-}
-
 func TestRunPrintsOneLineAndServesStats(t *testing.T) {
 	cfg, err := parseFlags([]string{"-addr", "127.0.0.1:0", "-admin-addr", "127.0.0.1:0"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Use a fixed free admin port: listen, note it, release it.
-	cfg.adminAddr = freeAddr(t)
-	out := &syncBuffer{ch: make(chan string, 1)}
+	cfg.adminAddr = testenv.FreeAddr(t)
+	out := &testenv.SyncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, cfg, out) }()
-	line := <-out.ch
+	line, ok := out.WaitFor("\n", 30*time.Second)
+	if !ok {
+		t.Fatalf("run printed no line within 30s: %q", line)
+	}
 	for _, want := range []string{"endpoint=http://127.0.0.1:", "bucket=" + costest.DefaultBucket, "region=" + costest.DefaultRegion,
 		"secret-id=" + costest.DefaultSecretID, "secret-key=" + costest.DefaultSecretKey} {
 		if !strings.Contains(line, want) {
@@ -142,17 +130,6 @@ func TestRunPrintsOneLineAndServesStats(t *testing.T) {
 	}
 }
 
-// freeAddr returns a local address that was free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // TestCompleteErrorRateFlag runs an emulator configured by
 // -complete-error-rate 1: a copy is answered 200 with an <Error> body and
 // not applied.
@@ -161,20 +138,13 @@ func TestCompleteErrorRateFlag(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := costest.NewServer(cfg.options)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	u, _ := url.Parse(srv.URL)
-	c := cos.NewClient(&cos.BaseURL{BucketURL: u}, &http.Client{
-		Transport: &cos.AuthorizationTransport{SecretID: srv.SecretID, SecretKey: srv.SecretKey},
-	})
+	srv := testenv.StartEmulator(t, cfg.options)
+	c := testenv.SDKClient(t, srv)
 	ctx := context.Background()
 	if _, err := c.Object.Put(ctx, "src", strings.NewReader("data"), nil); err != nil {
 		t.Fatal(err)
 	}
-	_, resp, err := c.Object.Copy(ctx, "dst", u.Host+"/src", nil)
+	_, resp, err := c.Object.Copy(ctx, "dst", strings.TrimPrefix(srv.URL, "http://")+"/src", nil)
 	if err == nil {
 		t.Fatalf("copy succeeded (status %d) with -complete-error-rate 1", resp.StatusCode)
 	}
