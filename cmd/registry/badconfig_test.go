@@ -7,12 +7,13 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"sort"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/registry-cos/cos/costest"
+	"github.com/registry-cos/cos/internal/testenv"
+	"github.com/registry-cos/cos/internal/testenv/registrytest"
 )
 
 // Credential of the emulator in TestServeRejectsBadConfiguration whose
@@ -24,7 +25,7 @@ const (
 )
 
 // badConfigCase is one broken configuration. The storage parameters start
-// as the working set of goodStorageParameters; set replaces or adds
+// as the working set of a configuration that starts; set replaces or adds
 // parameters (values are raw YAML), unset removes them, and edit, when not
 // nil, rewrites the whole rendered file.
 type badConfigCase struct {
@@ -47,13 +48,13 @@ type badConfigCase struct {
 // covers a missing bucket on the server, a wrong region, an unreachable
 // endpoint, environment overrides and a missing file.)
 func TestServeRejectsBadConfiguration(t *testing.T) {
-	emulator := startEmulatorWith(t, costest.Options{
+	emulator := testenv.StartEmulator(t, costest.Options{
 		Credentials: []costest.Credential{
 			{SecretID: costest.DefaultSecretID, SecretKey: costest.DefaultSecretKey},
 			{SecretID: expiredSecretID, SecretKey: expiredSecretKey, SessionToken: expiredSessionToken, Expiry: time.Now().Add(-time.Hour)},
 		},
 	})
-	closedPort := "http://" + freeAddr(t)
+	closedPort := "http://" + testenv.FreeAddr(t)
 
 	cases := []badConfigCase{
 		{name: "missing bucket", unset: []string{"bucket"}, want: []string{"parameter bucket is required"}},
@@ -122,7 +123,7 @@ func TestServeRejectsBadConfiguration(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			config := badConfigYAML(emulator, tc)
-			stdout, stderr, err := runServeToFailure(t, writeFile(t, "config.yml", config))
+			stdout, stderr, err := runServeToFailure(t, testenv.WriteFile(t, "config.yml", config))
 			report := fmt.Sprintf("configuration:\n%s\nstdout:\n%s\nstderr:\n%s", config, stdout, stderr)
 			var exitErr *exec.ExitError
 			if !errors.As(err, &exitErr) || exitErr.ExitCode() == 0 {
@@ -154,51 +155,18 @@ func TestServeRejectsBadConfiguration(t *testing.T) {
 	}
 }
 
-// goodStorageParameters are the cos parameters (raw YAML values) of a
-// configuration that starts on emulator.
-func goodStorageParameters(emulator *costest.Server) map[string]string {
-	return map[string]string{
-		"secretid":  fmt.Sprintf("%q", emulator.SecretID),
-		"secretkey": fmt.Sprintf("%q", emulator.SecretKey),
-		"region":    fmt.Sprintf("%q", emulator.Region),
-		"bucket":    fmt.Sprintf("%q", emulator.Bucket),
-		"endpoint":  fmt.Sprintf("%q", emulator.URL),
-		"chunksize": fmt.Sprint(testChunkSize),
-	}
-}
-
-// badConfigYAML renders the configuration of one case.
+// badConfigYAML renders the configuration of one case: the parameters of
+// a configuration that starts on emulator, edited as the case says.
 func badConfigYAML(emulator *costest.Server, tc badConfigCase) string {
-	params := goodStorageParameters(emulator)
+	params := testenv.DriverParameters(emulator)
+	params["chunksize"] = testChunkSize
 	for _, k := range tc.unset {
 		delete(params, k)
 	}
 	for k, v := range tc.set {
-		params[k] = v
+		params[k] = registrytest.RawYAML(v)
 	}
-	names := make([]string, 0, len(params))
-	for k := range params {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	var cosBlock strings.Builder
-	for _, k := range names {
-		fmt.Fprintf(&cosBlock, "    %s: %s\n", k, params[k])
-	}
-	config := fmt.Sprintf(`version: 0.1
-log:
-  level: info
-  accesslog:
-    disabled: true
-http:
-  addr: 127.0.0.1:0
-  secret: %q
-storage:
-  cos:
-%s  maintenance:
-    uploadpurging:
-      enabled: false
-`, testHTTPSecret, cosBlock.String())
+	config := registrytest.ConfigYAML(registrytest.Options{Parameters: params, LogLevel: "info"})
 	if tc.edit != nil {
 		config = tc.edit(config)
 	}

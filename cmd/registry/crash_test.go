@@ -12,8 +12,9 @@ import (
 	cossdk "github.com/tencentyun/cos-go-sdk-v5"
 
 	"github.com/opencontainers/go-digest"
-	cos "github.com/registry-cos/cos"
+
 	"github.com/registry-cos/cos/costest"
+	"github.com/registry-cos/cos/internal/testenv"
 )
 
 // TestUploadResumedAfterKill9 runs `registry-cos serve` as a process, kills
@@ -23,8 +24,8 @@ import (
 // process reports. The blob must come back intact and no multipart upload
 // may be left open in the bucket.
 func TestUploadResumedAfterKill9(t *testing.T) {
-	emulator := startEmulator(t)
-	configPath := writeFile(t, "config.yml", registryConfigYAML(emulator, registryOptions{}))
+	emulator := testenv.StartEmulator(t, costest.Options{Dir: t.TempDir()})
+	configPath := testenv.WriteFile(t, "config.yml", registryConfigYAML(emulator, registryOptions{}))
 
 	const (
 		firstChunk = 6*mib + 1 // over the 5 MiB part size: one part reaches COS
@@ -34,11 +35,11 @@ func TestUploadResumedAfterKill9(t *testing.T) {
 		lastChunk   = 4*mib + 77
 		totalLength = firstChunk + secondChunk + lastChunk
 	)
-	blob := randomBytes(totalLength, 40)
+	blob := testenv.RandomBytes(totalLength, 40)
 	dgst := digest.FromBytes(blob)
 
 	first := startServeProcess(t, configPath)
-	location := startUpload(t, first.registry(), "crash/app")
+	location := startUpload(t, first.Registry(), "crash/app")
 	location = patchChunk(t, location, blob[:firstChunk], 0)
 
 	inFlight, abandon := sendStalledPatch(t, location, blob[firstChunk:firstChunk+secondChunk], firstChunk)
@@ -49,7 +50,7 @@ func TestUploadResumedAfterKill9(t *testing.T) {
 	}
 
 	second := startServeProcess(t, configPath)
-	location = onRegistry(t, location, second.registry())
+	location = onRegistry(t, location, second.Registry())
 	// The acknowledged chunk survived. Of the one in flight the registry
 	// may have kept a prefix; the client resumes from whatever offset it
 	// reports, as the distribution API says.
@@ -61,7 +62,7 @@ func TestUploadResumedAfterKill9(t *testing.T) {
 	t.Logf("the new process resumes the upload at offset %d (%d bytes of the killed PATCH kept)", offset, offset-firstChunk)
 	location = patchChunk(t, location, blob[offset:firstChunk+secondChunk], int64(offset))
 	finishUpload(t, location, dgst, blob[firstChunk+secondChunk:])
-	fetchBlob(t, second.registry(), "crash/app", dgst, totalLength)
+	fetchBlob(t, second.Registry(), "crash/app", dgst, totalLength)
 
 	if open := openMultipartUploads(t, emulator); len(open) != 0 {
 		t.Fatalf("after the resumed upload completed, %d multipart uploads are open: %v", len(open), open)
@@ -117,21 +118,15 @@ func uploadOffset(t *testing.T, location string) int {
 }
 
 // openMultipartUploads lists the multipart uploads open in the emulator's
-// bucket, through the driver's own SDK client, as "key (upload ID)".
+// bucket, through an SDK client, as "key (upload ID)".
 func openMultipartUploads(t *testing.T, emulator *costest.Server) []string {
 	t.Helper()
 	ctx := context.Background()
-	params := cos.DefaultParameters()
-	params.SecretID, params.SecretKey = emulator.SecretID, emulator.SecretKey
-	params.Bucket, params.Region, params.Endpoint = emulator.Bucket, emulator.Region, emulator.URL
-	driver, err := cos.New(ctx, params)
-	if err != nil {
-		t.Fatalf("opening the bucket to list multipart uploads: %v", err)
-	}
+	client := testenv.SDKClient(t, emulator)
 	var open []string
 	opts := &cossdk.ObjectListUploadsOptions{MaxUploads: 1000}
 	for {
-		result, _, err := driver.Client().Object.ListUploads(ctx, opts)
+		result, _, err := client.Object.ListUploads(ctx, opts)
 		if err != nil {
 			t.Fatalf("listing multipart uploads: %v", err)
 		}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"errors"
 	"os"
 	"os/exec"
@@ -12,13 +11,15 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/registry-cos/cos/costest"
+	"github.com/registry-cos/cos/internal/testenv"
+	"github.com/registry-cos/cos/internal/testenv/registrytest"
 )
 
 // devProcess is a running `registry-cos dev`.
 type devProcess struct {
-	cmd    *exec.Cmd
-	out    *syncBuffer
-	exited chan error
+	*testenv.Process
 	// Addr is the registry address the banner printed.
 	Addr string
 }
@@ -30,46 +31,14 @@ var devRegistryLine = regexp.MustCompile(`(?m)^\s*registry:\s+http://(\S+)\s*$`)
 func startDevProcess(t *testing.T, dataDir string, extraArgs ...string) *devProcess {
 	t.Helper()
 	args := append([]string{"dev", "--addr", "127.0.0.1:0", "--data", dataDir}, extraArgs...)
-	cmd := exec.Command(registryBinary(t), args...)
-	out := &syncBuffer{}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
+	p := &devProcess{Process: testenv.StartProcess(t, exec.Command(registryBinary(t), args...))}
+	// The banner ends with this line; by then its address line is printed.
+	banner := p.WaitForOutput(t, "Stop with Ctrl-C", 30*time.Second)
+	m := devRegistryLine.FindStringSubmatch(banner)
+	if m == nil {
+		t.Fatalf("the registry-cos dev banner has no registry address:\n%s", banner)
 	}
-	cmd.Stderr = out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &devProcess{cmd: cmd, out: out, exited: make(chan error, 1)}
-	addrs := make(chan string, 1)
-	go func() {
-		scanner := bufio.NewScanner(stdout)
-		addr := ""
-		for scanner.Scan() {
-			line := scanner.Text()
-			_, _ = out.Write([]byte(line + "\n"))
-			if m := devRegistryLine.FindStringSubmatch(line); m != nil {
-				addr = m[1]
-			}
-			// The banner ends with this line; by then it is all in out.
-			if strings.Contains(line, "Stop with Ctrl-C") && addr != "" {
-				select {
-				case addrs <- addr:
-				default:
-				}
-			}
-		}
-		p.exited <- cmd.Wait()
-	}()
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
-
-	select {
-	case p.Addr = <-addrs:
-	case err := <-p.exited:
-		t.Fatalf("registry-cos dev exited before printing its address (%v):\n%s", err, out.String())
-	case <-time.After(30 * time.Second):
-		t.Fatalf("registry-cos dev printed no address within 30s:\n%s", out.String())
-	}
+	p.Addr = m[1]
 	return p
 }
 
@@ -77,18 +46,10 @@ func startDevProcess(t *testing.T, dataDir string, extraArgs ...string) *devProc
 // cleanly.
 func (p *devProcess) stop(t *testing.T) {
 	t.Helper()
-	if err := p.cmd.Process.Signal(os.Interrupt); err != nil {
-		t.Fatalf("interrupting registry-cos dev: %v", err)
+	if err := p.Stop(20 * time.Second); err != nil {
+		t.Fatalf("registry-cos dev after Ctrl-C: %v:\n%s", err, p.Output.String())
 	}
-	select {
-	case err := <-p.exited:
-		if err != nil {
-			t.Fatalf("registry-cos dev exited with %v after Ctrl-C:\n%s", err, p.out.String())
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatalf("registry-cos dev did not stop within 20s of Ctrl-C:\n%s", p.out.String())
-	}
-	if out := p.out.String(); strings.Contains(out, "panic") || strings.Contains(out, "goroutine ") {
+	if out := p.Output.String(); strings.Contains(out, "panic") || strings.Contains(out, "goroutine ") {
 		t.Fatalf("registry-cos dev output has a panic:\n%s", out)
 	}
 }
@@ -99,16 +60,16 @@ func (p *devProcess) stop(t *testing.T) {
 // emulator's presigned URLs.
 func TestDevCommandKeepsDataAcrossRestart(t *testing.T) {
 	dataDir := filepath.Join(t.TempDir(), "data")
-	img := newImage(t, 40, 1500, 2*mib+1)
+	img := registrytest.NewImage(t, 40, 1500, 2*mib+1)
 	digestRef := "dev/app@" + mustDigest(t, img).String()
 
 	first := startDevProcess(t, dataDir)
-	if !strings.Contains(first.out.String(), "crane copy") {
-		t.Fatalf("the dev banner has no push example:\n%s", first.out.String())
+	if !strings.Contains(first.Output.String(), "crane copy") {
+		t.Fatalf("the dev banner has no push example:\n%s", first.Output.String())
 	}
-	reg := &testRegistry{URL: "http://" + first.Addr, Host: first.Addr}
-	push(t, reg.ref(t, "dev/app:v1"), img)
-	pullAndVerifyImage(t, reg.ref(t, "dev/app:v1"), img)
+	reg := &registrytest.Registry{URL: "http://" + first.Addr, Host: first.Addr}
+	push(t, reg.Ref(t, "dev/app:v1"), img)
+	pullAndVerifyImage(t, reg.Ref(t, "dev/app:v1"), img)
 	layers, _ := img.Layers()
 	layerDigest := mustDigest(t, layers[1])
 	if location := fetchBlob(t, reg, "dev/app", digest.Digest(layerDigest.String()), 2*mib+1); location == "" {
@@ -121,17 +82,17 @@ func TestDevCommandKeepsDataAcrossRestart(t *testing.T) {
 	}
 
 	second := startDevProcess(t, dataDir)
-	reg = &testRegistry{URL: "http://" + second.Addr, Host: second.Addr}
-	pullAndVerifyImage(t, reg.ref(t, "dev/app:v1"), img)
-	pullAndVerifyImage(t, reg.ref(t, digestRef), img)
+	reg = &registrytest.Registry{URL: "http://" + second.Addr, Host: second.Addr}
+	pullAndVerifyImage(t, reg.Ref(t, "dev/app:v1"), img)
+	pullAndVerifyImage(t, reg.Ref(t, digestRef), img)
 	second.stop(t)
 }
 
 // TestDevCommandMergesConfig checks that a --config file is merged over the
 // dev defaults while storage stays on the embedded emulator.
 func TestDevCommandMergesConfig(t *testing.T) {
-	emulator := startEmulator(t)
-	configPath := writeFile(t, "dev.yml", `version: 0.1
+	emulator := testenv.StartEmulator(t, costest.Options{Dir: t.TempDir()})
+	configPath := testenv.WriteFile(t, "dev.yml", `version: 0.1
 log:
   level: debug
 http:
@@ -196,7 +157,7 @@ storage:
 // TestDevCommandReportsBusyAddress checks that dev fails on one line when its
 // address is taken.
 func TestDevCommandReportsBusyAddress(t *testing.T) {
-	busy := startEmulator(t) // anything listening will do
+	busy := testenv.StartEmulator(t, costest.Options{Dir: t.TempDir()}) // anything listening will do
 	addr := strings.TrimPrefix(busy.URL, "http://")
 	out, err := runBinary(t, "dev", "--addr", addr, "--data", t.TempDir())
 	var exitErr *exec.ExitError

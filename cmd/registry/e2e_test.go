@@ -17,6 +17,8 @@ import (
 
 	cos "github.com/registry-cos/cos"
 	"github.com/registry-cos/cos/costest"
+	"github.com/registry-cos/cos/internal/testenv"
+	"github.com/registry-cos/cos/internal/testenv/registrytest"
 )
 
 // TestPushPullImage pushes an image with several layers, one of them over
@@ -24,12 +26,12 @@ import (
 // blob pulls to COS and from one that streams them itself, both on the same
 // bucket.
 func TestPushPullImage(t *testing.T) {
-	emulator := startEmulator(t)
+	emulator := testenv.StartEmulator(t, costest.Options{Dir: t.TempDir()})
 	redirecting := startRegistry(t, emulator, registryOptions{Redirect: true})
 	streaming := startRegistry(t, emulator, registryOptions{Redirect: false})
 
-	img := newImage(t, 1, 1, 700<<10, 3*mib+17, 65*mib+4099)
-	push(t, redirecting.ref(t, "library/big:v1"), img)
+	img := registrytest.NewImage(t, 1, 1, 700<<10, 3*mib+17, 65*mib+4099)
+	push(t, redirecting.Ref(t, "library/big:v1"), img)
 	manifestDigest := mustDigest(t, img)
 
 	layers, err := img.Layers()
@@ -40,15 +42,15 @@ func TestPushPullImage(t *testing.T) {
 
 	for _, tc := range []struct {
 		name         string
-		reg          *testRegistry
+		reg          *registrytest.Registry
 		wantRedirect bool
 	}{
 		{"redirect", redirecting, true},
 		{"no-redirect", streaming, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			pullAndVerifyImage(t, tc.reg.ref(t, "library/big:v1"), img)
-			pullAndVerifyImage(t, tc.reg.ref(t, "library/big@"+manifestDigest.String()), img)
+			pullAndVerifyImage(t, tc.reg.Ref(t, "library/big:v1"), img)
+			pullAndVerifyImage(t, tc.reg.Ref(t, "library/big@"+manifestDigest.String()), img)
 
 			location := fetchBlob(t, tc.reg, "library/big", bigDigest, 65*mib+4099)
 			switch {
@@ -69,19 +71,19 @@ func TestPushPullImage(t *testing.T) {
 // TestPushPullImageIndex pushes a multi-platform index and pulls it, and every
 // image in it, by tag and by digest.
 func TestPushPullImageIndex(t *testing.T) {
-	emulator := startEmulator(t)
+	emulator := testenv.StartEmulator(t, costest.Options{Dir: t.TempDir()})
 	reg := startRegistry(t, emulator, registryOptions{Redirect: true, RootDirectory: "/nested/root"})
 
-	idx, images := newIndex(t, 2, 3, 4096, 1500<<10)
-	if err := remote.WriteIndex(reg.ref(t, "multi/arch:latest"), idx, remote.WithContext(testContext(t))); err != nil {
+	idx, images := registrytest.NewIndex(t, 2, 3, 4096, 1500<<10)
+	if err := remote.WriteIndex(reg.Ref(t, "multi/arch:latest"), idx, remote.WithContext(testContext(t))); err != nil {
 		t.Fatalf("pushing the index: %v", err)
 	}
-	pullAndVerifyIndex(t, reg.ref(t, "multi/arch:latest"), idx, images)
-	pullAndVerifyIndex(t, reg.ref(t, "multi/arch@"+mustDigest(t, idx).String()), idx, images)
+	pullAndVerifyIndex(t, reg.Ref(t, "multi/arch:latest"), idx, images)
+	pullAndVerifyIndex(t, reg.Ref(t, "multi/arch@"+mustDigest(t, idx).String()), idx, images)
 
 	// go-containerregistry resolves a platform from the index the way
 	// docker pull does.
-	arm, err := remote.Image(reg.ref(t, "multi/arch:latest"),
+	arm, err := remote.Image(reg.Ref(t, "multi/arch:latest"),
 		remote.WithPlatform(v1.Platform{OS: "linux", Architecture: "arm64"}), remote.WithContext(testContext(t)))
 	if err != nil {
 		t.Fatalf("pulling linux/arm64 from the index: %v", err)
@@ -95,7 +97,7 @@ func TestPushPullImageIndex(t *testing.T) {
 // uneven sizes, several under COS's 1 MiB part minimum, checking the offset
 // after each, then rejects a PATCH at the wrong offset.
 func TestChunkedUploadUnevenPatches(t *testing.T) {
-	emulator := startEmulator(t)
+	emulator := testenv.StartEmulator(t, costest.Options{Dir: t.TempDir()})
 	reg := startRegistry(t, emulator, registryOptions{Redirect: true})
 
 	sizes := []int{700 << 10, 1, 3*mib + 17, 100 << 10, 5*mib + 123, 6 * mib, 200 << 10, 11*mib + 5}
@@ -103,7 +105,7 @@ func TestChunkedUploadUnevenPatches(t *testing.T) {
 	for _, s := range sizes {
 		total += s
 	}
-	blob := randomBytes(total, 3)
+	blob := testenv.RandomBytes(total, 3)
 	dgst := digest.FromBytes(blob)
 
 	location := startUpload(t, reg, "chunked/blob")
@@ -131,12 +133,12 @@ func TestChunkedUploadUnevenPatches(t *testing.T) {
 // whole body, as containerd does. (Distribution has no single-request POST
 // upload: it answers POST ?digest= with 202 and an upload session.)
 func TestMonolithicUpload(t *testing.T) {
-	emulator := startEmulator(t)
+	emulator := testenv.StartEmulator(t, costest.Options{Dir: t.TempDir()})
 	reg := startRegistry(t, emulator, registryOptions{})
 
 	for _, size := range []int{0, 32, 1*mib - 1, 7*mib + 1} {
 		t.Run(fmt.Sprint(size), func(t *testing.T) {
-			blob := randomBytes(size, uint64(5+size))
+			blob := testenv.RandomBytes(size, uint64(5+size))
 			dgst := digest.FromBytes(blob)
 			location := startUpload(t, reg, "mono/blob")
 			finishUpload(t, location, dgst, blob)
@@ -148,11 +150,11 @@ func TestMonolithicUpload(t *testing.T) {
 // TestCrossRepositoryMount mounts the blobs of an image pushed to one
 // repository into another without uploading them again.
 func TestCrossRepositoryMount(t *testing.T) {
-	emulator := startEmulator(t)
+	emulator := testenv.StartEmulator(t, costest.Options{Dir: t.TempDir()})
 	reg := startRegistry(t, emulator, registryOptions{Redirect: true})
 
-	img := newImage(t, 6, 300<<10, 2*mib)
-	push(t, reg.ref(t, "source/app:1"), img)
+	img := registrytest.NewImage(t, 6, 300<<10, 2*mib)
+	push(t, reg.Ref(t, "source/app:1"), img)
 	layers, _ := img.Layers()
 	configName, _ := img.ConfigName()
 	blobs := []v1.Hash{configName}
@@ -171,27 +173,27 @@ func TestCrossRepositoryMount(t *testing.T) {
 		}
 	}
 	// Every blob is now present, so this push only writes the manifest.
-	push(t, reg.ref(t, "target/app:1"), img)
-	pullAndVerifyImage(t, reg.ref(t, "target/app:1"), img)
+	push(t, reg.Ref(t, "target/app:1"), img)
+	pullAndVerifyImage(t, reg.Ref(t, "target/app:1"), img)
 
 	// go-containerregistry mounts on its own when it knows the source.
-	source, err := remote.Image(reg.ref(t, "source/app:1"), remote.WithContext(testContext(t)))
+	source, err := remote.Image(reg.Ref(t, "source/app:1"), remote.WithContext(testContext(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	push(t, reg.ref(t, "other/app:1"), source)
-	pullAndVerifyImage(t, reg.ref(t, "other/app:1"), img)
+	push(t, reg.Ref(t, "other/app:1"), source)
+	pullAndVerifyImage(t, reg.Ref(t, "other/app:1"), img)
 }
 
 // TestTagListAndCatalogPagination pages through more than 100 tags and more
 // than 100 repositories with n and last. Tags 1.2, 1.2.3, v1 and v1-rc are
 // the ones a walk in raw key order drops when paging with n=1.
 func TestTagListAndCatalogPagination(t *testing.T) {
-	emulator := startEmulator(t)
+	emulator := testenv.StartEmulator(t, costest.Options{Dir: t.TempDir()})
 	reg := startRegistry(t, emulator, registryOptions{})
 
-	img := newImage(t, 7, 1024)
-	push(t, reg.ref(t, "paging/base:seed"), img)
+	img := registrytest.NewImage(t, 7, 1024)
+	push(t, reg.Ref(t, "paging/base:seed"), img)
 	manifest, err := img.RawManifest()
 	if err != nil {
 		t.Fatal(err)
@@ -229,7 +231,7 @@ func TestTagListAndCatalogPagination(t *testing.T) {
 			}
 		}
 		// go-containerregistry follows the Link headers.
-		listed, err := remote.List(reg.ref(t, "paging/base").Context(), remote.WithPageSize(9), remote.WithContext(testContext(t)))
+		listed, err := remote.List(reg.Ref(t, "paging/base").Context(), remote.WithPageSize(9), remote.WithContext(testContext(t)))
 		if err != nil {
 			t.Fatalf("remote.List: %v", err)
 		}
@@ -296,14 +298,14 @@ func sorted(s []string) []string {
 // TestDeleteManifestAndBlob deletes a tag, a manifest by digest and a blob,
 // and checks each is gone while the rest stays pullable.
 func TestDeleteManifestAndBlob(t *testing.T) {
-	emulator := startEmulator(t)
+	emulator := testenv.StartEmulator(t, costest.Options{Dir: t.TempDir()})
 	reg := startRegistry(t, emulator, registryOptions{Redirect: true})
 
-	keep := newImage(t, 8, 1000, 2000)
-	drop := newImage(t, 9, 3000)
-	push(t, reg.ref(t, "del/app:keep"), keep)
-	push(t, reg.ref(t, "del/app:drop"), drop)
-	push(t, reg.ref(t, "del/app:alias"), keep)
+	keep := registrytest.NewImage(t, 8, 1000, 2000)
+	drop := registrytest.NewImage(t, 9, 3000)
+	push(t, reg.Ref(t, "del/app:keep"), keep)
+	push(t, reg.Ref(t, "del/app:drop"), drop)
+	push(t, reg.Ref(t, "del/app:alias"), keep)
 
 	// Delete a tag: the manifest stays reachable by digest and other tags.
 	resp, body := do(t, http.DefaultClient, http.MethodDelete, reg.URL+"/v2/del/app/manifests/alias", nil, nil)
@@ -311,7 +313,7 @@ func TestDeleteManifestAndBlob(t *testing.T) {
 	if status := headStatus(t, reg.URL+"/v2/del/app/manifests/alias"); status != http.StatusNotFound {
 		t.Fatalf("HEAD of a deleted tag: status %d, want 404", status)
 	}
-	pullAndVerifyImage(t, reg.ref(t, "del/app:keep"), keep)
+	pullAndVerifyImage(t, reg.Ref(t, "del/app:keep"), keep)
 
 	// Delete a manifest by digest: its tag goes with it.
 	dropDigest := mustDigest(t, drop).String()
@@ -335,26 +337,26 @@ func TestDeleteManifestAndBlob(t *testing.T) {
 	if status := headStatus(t, reg.URL+"/v2/del/app/blobs/"+layerDigest); status != http.StatusNotFound {
 		t.Fatalf("HEAD of a deleted blob: status %d, want 404", status)
 	}
-	pullAndVerifyImage(t, reg.ref(t, "del/app:keep"), keep)
+	pullAndVerifyImage(t, reg.Ref(t, "del/app:keep"), keep)
 }
 
 // TestGarbageCollectDeleteUntagged runs `registry-cos garbage-collect
 // --delete-untagged` and checks that exactly the blobs no tagged image
 // references are removed and that tagged images stay pullable.
 func TestGarbageCollectDeleteUntagged(t *testing.T) {
-	emulator := startEmulator(t)
+	emulator := testenv.StartEmulator(t, costest.Options{Dir: t.TempDir()})
 	reg := startRegistry(t, emulator, registryOptions{Redirect: true, RootDirectory: "gc"})
 
-	tagged := newImage(t, 10, 1100, 1200)
-	shared := newImage(t, 11, 1300)
-	untagged := newImage(t, 12, 1400, 1500)
-	push(t, reg.ref(t, "gc/app:tagged"), tagged)
-	push(t, reg.ref(t, "gc/other:v1"), shared)
+	tagged := registrytest.NewImage(t, 10, 1100, 1200)
+	shared := registrytest.NewImage(t, 11, 1300)
+	untagged := registrytest.NewImage(t, 12, 1400, 1500)
+	push(t, reg.Ref(t, "gc/app:tagged"), tagged)
+	push(t, reg.Ref(t, "gc/other:v1"), shared)
 	// Pushed under a tag that then moves to another image: untagged.
-	push(t, reg.ref(t, "gc/app:moving"), untagged)
-	push(t, reg.ref(t, "gc/app:moving"), shared)
+	push(t, reg.Ref(t, "gc/app:moving"), untagged)
+	push(t, reg.Ref(t, "gc/app:moving"), shared)
 	// A blob uploaded without any manifest.
-	orphan := randomBytes(4096, 13)
+	orphan := testenv.RandomBytes(4096, 13)
 	orphanDigest := digest.FromBytes(orphan)
 	finishUpload(t, startUpload(t, reg, "gc/app"), orphanDigest, orphan)
 
@@ -377,7 +379,7 @@ func TestGarbageCollectDeleteUntagged(t *testing.T) {
 		}
 	}
 
-	configPath := writeFile(t, "config.yml", registryConfigYAML(emulator, registryOptions{RootDirectory: "gc"}))
+	configPath := testenv.WriteFile(t, "config.yml", registryConfigYAML(emulator, registryOptions{RootDirectory: "gc"}))
 	out, err := runBinary(t, "garbage-collect", "--delete-untagged", configPath)
 	if err != nil {
 		t.Fatalf("registry-cos garbage-collect --delete-untagged: %v\n%s", err, out)
@@ -387,9 +389,9 @@ func TestGarbageCollectDeleteUntagged(t *testing.T) {
 	if !mapsEqual(after, want) {
 		t.Fatalf("blobs after the collection:\n got %v\nwant %v\n(removed %v)", keys(after), keys(want), removed)
 	}
-	pullAndVerifyImage(t, reg.ref(t, "gc/app:tagged"), tagged)
-	pullAndVerifyImage(t, reg.ref(t, "gc/app:moving"), shared)
-	pullAndVerifyImage(t, reg.ref(t, "gc/other:v1"), shared)
+	pullAndVerifyImage(t, reg.Ref(t, "gc/app:tagged"), tagged)
+	pullAndVerifyImage(t, reg.Ref(t, "gc/app:moving"), shared)
+	pullAndVerifyImage(t, reg.Ref(t, "gc/other:v1"), shared)
 	if status := headStatus(t, reg.URL+"/v2/gc/app/manifests/"+mustDigest(t, untagged).String()); status != http.StatusNotFound {
 		t.Fatalf("HEAD of the untagged manifest after the collection: status %d, want 404", status)
 	}
@@ -415,10 +417,10 @@ func imageBlobs(t *testing.T, img v1.Image) []string {
 
 // storedBlobs enumerates the blobs in the registry's storage through the
 // cos driver.
-func storedBlobs(t *testing.T, reg *testRegistry) map[string]bool {
+func storedBlobs(t *testing.T, reg *registrytest.Registry) map[string]bool {
 	t.Helper()
 	ctx := context.Background()
-	driver, err := cos.FromParameters(ctx, reg.config.Storage.Parameters())
+	driver, err := cos.FromParameters(ctx, reg.Config.Storage.Parameters())
 	if err != nil {
 		t.Fatalf("cos.FromParameters: %v", err)
 	}
@@ -462,8 +464,8 @@ func keys(m map[string]bool) []string {
 // upload alternately to two registry instances on one bucket, as a load
 // balancer without sticky sessions does, and finishes it on either.
 func TestUploadAlternatingBetweenInstances(t *testing.T) {
-	emulator := startEmulator(t)
-	instances := []*testRegistry{
+	emulator := testenv.StartEmulator(t, costest.Options{Dir: t.TempDir()})
+	instances := []*registrytest.Registry{
 		startRegistry(t, emulator, registryOptions{Redirect: true}),
 		startRegistry(t, emulator, registryOptions{Redirect: true}),
 	}
@@ -473,7 +475,7 @@ func TestUploadAlternatingBetweenInstances(t *testing.T) {
 	for _, s := range sizes {
 		total += s
 	}
-	blob := randomBytes(total, 14)
+	blob := testenv.RandomBytes(total, 14)
 	dgst := digest.FromBytes(blob)
 
 	location := startUpload(t, instances[0], "ha/app")
@@ -490,15 +492,15 @@ func TestUploadAlternatingBetweenInstances(t *testing.T) {
 	}
 
 	// A whole image pushed through one instance pulls through the other.
-	img := newImage(t, 15, 2000, 1100<<10)
-	push(t, instances[0].ref(t, "ha/app:v1"), img)
-	pullAndVerifyImage(t, instances[1].ref(t, "ha/app:v1"), img)
+	img := registrytest.NewImage(t, 15, 2000, 1100<<10)
+	push(t, instances[0].Ref(t, "ha/app:v1"), img)
+	pullAndVerifyImage(t, instances[1].Ref(t, "ha/app:v1"), img)
 }
 
 // TestUploadResumedAfterRestart starts an upload, shuts its registry down,
 // and finishes the upload on a new registry process on the same bucket.
 func TestUploadResumedAfterRestart(t *testing.T) {
-	emulator := startEmulator(t)
+	emulator := testenv.StartEmulator(t, costest.Options{Dir: t.TempDir()})
 	first := startRegistry(t, emulator, registryOptions{})
 
 	sizes := []int{6*mib + 1, 512 << 10, 3 * mib, 77}
@@ -506,7 +508,7 @@ func TestUploadResumedAfterRestart(t *testing.T) {
 	for _, s := range sizes {
 		total += s
 	}
-	blob := randomBytes(total, 16)
+	blob := testenv.RandomBytes(total, 16)
 	dgst := digest.FromBytes(blob)
 
 	location := startUpload(t, first, "restart/app")
@@ -527,18 +529,18 @@ func TestUploadResumedAfterRestart(t *testing.T) {
 // TestCountsOfOnePush records what one small push costs in COS requests;
 // it asserts only that the counts are there, the numbers go to the log.
 func TestCountsOfOnePush(t *testing.T) {
-	emulator := startEmulator(t)
+	emulator := testenv.StartEmulator(t, costest.Options{Dir: t.TempDir()})
 	reg := startRegistry(t, emulator, registryOptions{Redirect: true})
-	img := newImage(t, 17, 4096)
+	img := registrytest.NewImage(t, 17, 4096)
 	emulator.ResetStats()
-	push(t, reg.ref(t, "count/app:v1"), img)
+	push(t, reg.Ref(t, "count/app:v1"), img)
 	stats := emulator.Stats()
 	if stats.Total() == 0 {
 		t.Fatalf("the emulator counted no requests for a push")
 	}
 	t.Logf("a 1-layer push cost %d COS requests: %s", stats.Total(), formatStats(stats))
 	emulator.ResetStats()
-	pullAndVerifyImage(t, reg.ref(t, "count/app:v1"), img)
+	pullAndVerifyImage(t, reg.Ref(t, "count/app:v1"), img)
 	stats = emulator.Stats()
 	t.Logf("pulling it back (redirected) cost %d COS requests: %s", stats.Total(), formatStats(stats))
 }

@@ -9,12 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -22,25 +19,18 @@ import (
 	"time"
 
 	"github.com/distribution/distribution/v3/configuration"
-	"github.com/distribution/distribution/v3/registry/handlers"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/static"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/opencontainers/go-digest"
 	"github.com/sirupsen/logrus"
 
 	"github.com/registry-cos/cos/costest"
+	"github.com/registry-cos/cos/internal/testenv"
+	"github.com/registry-cos/cos/internal/testenv/registrytest"
 )
 
 const (
-	// testHTTPSecret is shared by every test registry, so that an upload
-	// started on one instance can continue on another, as behind a load
-	// balancer.
-	testHTTPSecret = "registry-cos-e2e-secret"
 	// testChunkSize is the driver's minimum chunk size (5 MiB), so that
 	// the layers of these tests span several multipart-upload parts.
 	testChunkSize = 5 << 20
@@ -62,25 +52,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// startEmulator starts a disk-backed COS emulator for one test.
-func startEmulator(t *testing.T) *costest.Server {
-	t.Helper()
-	return startEmulatorWith(t, costest.Options{Dir: t.TempDir(), Addr: "127.0.0.1:0"})
-}
-
-// startEmulatorWith starts a COS emulator with opts (faults, credentials,
-// a memory backend when Dir is empty) for one test.
-func startEmulatorWith(t *testing.T, opts costest.Options) *costest.Server {
-	t.Helper()
-	emulator, err := costest.NewServer(opts)
-	if err != nil {
-		t.Fatalf("starting the COS emulator: %v", err)
-	}
-	t.Cleanup(func() { _ = emulator.Close() })
-	return emulator
-}
-
-// registryOptions configure a test registry.
+// registryOptions configure a test registry on the emulator.
 type registryOptions struct {
 	// Redirect turns on redirects of blob GET/HEAD to presigned COS URLs.
 	Redirect bool
@@ -92,55 +64,22 @@ type registryOptions struct {
 }
 
 // registryConfigYAML renders a registry configuration for the emulator, the
-// way an operator would write it.
+// way an operator would write it, with parts of testChunkSize.
 func registryConfigYAML(emulator *costest.Server, opts registryOptions) string {
-	retries := ""
-	if opts.MaxRetries != 0 {
-		retries = fmt.Sprintf("\n    maxretries: %d", opts.MaxRetries)
+	params := testenv.DriverParameters(emulator)
+	params["chunksize"] = testChunkSize
+	if opts.RootDirectory != "" {
+		params["rootdirectory"] = opts.RootDirectory
 	}
-	return fmt.Sprintf(`version: 0.1
-log:
-  level: warn
-  accesslog:
-    disabled: true
-http:
-  addr: 127.0.0.1:0
-  secret: %q
-storage:
-  cos:
-    secretid: %q
-    secretkey: %q
-    region: %q
-    bucket: %q
-    endpoint: %q
-    rootdirectory: %q
-    chunksize: %d%s
-  delete:
-    enabled: true
-  redirect:
-    disable: %t
-  maintenance:
-    uploadpurging:
-      enabled: false
-`, testHTTPSecret, emulator.SecretID, emulator.SecretKey, emulator.Region, emulator.Bucket,
-		emulator.URL, opts.RootDirectory, testChunkSize, retries, !opts.Redirect)
+	if opts.MaxRetries != 0 {
+		params["maxretries"] = opts.MaxRetries
+	}
+	return registrytest.ConfigYAML(registrytest.Options{Parameters: params, Redirect: opts.Redirect})
 }
 
-// testRegistry is a registry application served on a local port.
-type testRegistry struct {
-	// URL is the base URL, http://127.0.0.1:PORT.
-	URL string
-	// Host is the host:port part of URL, as used in image references.
-	Host string
-
-	config *configuration.Configuration
-	server *httptest.Server
-	app    *handlers.App
-	once   sync.Once
-}
-
-// startRegistry starts a registry on the emulator's bucket.
-func startRegistry(t *testing.T, emulator *costest.Server, opts registryOptions) *testRegistry {
+// startRegistry starts a registry on the emulator's bucket, built by this
+// command's newApp, in the test's process.
+func startRegistry(t *testing.T, emulator *costest.Server, opts registryOptions) *registrytest.Registry {
 	t.Helper()
 	config, err := configuration.Parse(strings.NewReader(registryConfigYAML(emulator, opts)))
 	if err != nil {
@@ -150,94 +89,7 @@ func startRegistry(t *testing.T, emulator *costest.Server, opts registryOptions)
 	if err != nil {
 		t.Fatalf("starting the registry: %v", err)
 	}
-	server := httptest.NewServer(app)
-	reg := &testRegistry{
-		URL:    server.URL,
-		Host:   strings.TrimPrefix(server.URL, "http://"),
-		config: config,
-		server: server,
-		app:    app,
-	}
-	t.Cleanup(reg.Close)
-	return reg
-}
-
-// Close stops the registry, as a process shutting down would.
-func (r *testRegistry) Close() {
-	r.once.Do(func() {
-		r.server.Close()
-		_ = r.app.Shutdown()
-	})
-}
-
-// ref parses an image reference on this registry.
-func (r *testRegistry) ref(t *testing.T, s string) name.Reference {
-	t.Helper()
-	ref, err := name.ParseReference(r.Host + "/" + s)
-	if err != nil {
-		t.Fatalf("parsing reference %q: %v", s, err)
-	}
-	return ref
-}
-
-// randomBytes returns n pseudo-random bytes; seed makes them reproducible
-// and distinct between layers.
-func randomBytes(n int, seed uint64) []byte {
-	var key [32]byte
-	key[0], key[1] = byte(seed), byte(seed>>8)
-	key[2], key[3] = byte(seed>>16), byte(seed>>24)
-	buf := make([]byte, n)
-	_, _ = rand.NewChaCha8(key).Read(buf)
-	return buf
-}
-
-// newImage builds an OCI image whose layers have the given sizes.
-// Distinct seeds give distinct layers.
-func newImage(t *testing.T, seed uint64, layerSizes ...int) v1.Image {
-	t.Helper()
-	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
-	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
-	layers := make([]v1.Layer, 0, len(layerSizes))
-	for i, size := range layerSizes {
-		layers = append(layers, static.NewLayer(randomBytes(size, seed*1000+uint64(i)), types.OCILayer))
-	}
-	img, err := mutate.AppendLayers(img, layers...)
-	if err != nil {
-		t.Fatalf("building an image: %v", err)
-	}
-	// A distinct config keeps images of different seeds distinct even with
-	// no layers.
-	cfg, err := img.ConfigFile()
-	if err != nil {
-		t.Fatalf("reading the image config: %v", err)
-	}
-	cfg = cfg.DeepCopy()
-	cfg.Config.Labels = map[string]string{"seed": fmt.Sprint(seed)}
-	cfg.Architecture, cfg.OS = "amd64", "linux"
-	img, err = mutate.ConfigFile(img, cfg)
-	if err != nil {
-		t.Fatalf("setting the image config: %v", err)
-	}
-	return img
-}
-
-// newIndex builds an image index of count images for different platforms.
-func newIndex(t *testing.T, seed uint64, count int, layerSizes ...int) (v1.ImageIndex, []v1.Image) {
-	t.Helper()
-	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
-	archs := []string{"amd64", "arm64", "riscv64", "s390x", "ppc64le"}
-	images := make([]v1.Image, 0, count)
-	for i := 0; i < count; i++ {
-		img := newImage(t, seed*100+uint64(i), layerSizes...)
-		images = append(images, img)
-		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{
-			Add: img,
-			Descriptor: v1.Descriptor{
-				Platform: &v1.Platform{OS: "linux", Architecture: archs[i%len(archs)]},
-			},
-		})
-	}
-	return idx, images
+	return registrytest.Serve(t, config, app)
 }
 
 // push writes img to ref.
@@ -421,27 +273,9 @@ func truncate(b []byte) string {
 	return string(b)
 }
 
-// absoluteLocation resolves a Location header against the registry base URL.
-func absoluteLocation(t *testing.T, base string, resp *http.Response) string {
-	t.Helper()
-	loc := resp.Header.Get("Location")
-	if loc == "" {
-		t.Fatalf("%s %s: no Location header", resp.Request.Method, resp.Request.URL)
-	}
-	b, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := url.Parse(loc)
-	if err != nil {
-		t.Fatalf("bad Location %q: %v", loc, err)
-	}
-	return b.ResolveReference(l).String()
-}
-
 // onRegistry points an upload location at another registry instance, as a
 // load balancer sending the next request elsewhere would.
-func onRegistry(t *testing.T, location string, reg *testRegistry) string {
+func onRegistry(t *testing.T, location string, reg *registrytest.Registry) string {
 	t.Helper()
 	u, err := url.Parse(location)
 	if err != nil {
@@ -452,28 +286,27 @@ func onRegistry(t *testing.T, location string, reg *testRegistry) string {
 }
 
 // startUpload begins a blob upload in repo and returns its location.
-func startUpload(t *testing.T, reg *testRegistry, repo string) string {
+func startUpload(t *testing.T, reg *registrytest.Registry, repo string) string {
 	t.Helper()
-	resp, body := do(t, http.DefaultClient, http.MethodPost, reg.URL+"/v2/"+repo+"/blobs/uploads/", nil, nil)
-	expectStatus(t, resp, body, http.StatusAccepted)
-	return absoluteLocation(t, reg.URL, resp)
+	location, err := registrytest.StartUpload(testContext(t), http.DefaultClient, reg.URL, repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return location
 }
 
 // patchChunk sends one chunk at offset and checks the Range the registry
 // reports afterwards. It returns the next location.
 func patchChunk(t *testing.T, location string, chunk []byte, offset int64) string {
 	t.Helper()
-	header := http.Header{}
-	header.Set("Content-Type", "application/octet-stream")
-	header.Set("Content-Range", fmt.Sprintf("%d-%d", offset, offset+int64(len(chunk))-1))
-	resp, body := do(t, http.DefaultClient, http.MethodPatch, location, header, chunk)
-	expectStatus(t, resp, body, http.StatusAccepted)
-	if got, want := resp.Header.Get("Range"), fmt.Sprintf("0-%d", offset+int64(len(chunk))-1); got != want {
-		t.Fatalf("PATCH of %d bytes at offset %d: Range %q, want %q", len(chunk), offset, got, want)
+	next, rng, err := registrytest.PatchUpload(testContext(t), http.DefaultClient, location, bytes.NewReader(chunk), int64(len(chunk)), offset)
+	if err != nil {
+		t.Fatalf("PATCH of %d bytes at offset %d: %v", len(chunk), offset, err)
 	}
-	u, _ := url.Parse(location)
-	base := u.Scheme + "://" + u.Host
-	return absoluteLocation(t, base, resp)
+	if want := fmt.Sprintf("0-%d", offset+int64(len(chunk))-1); rng != want {
+		t.Fatalf("PATCH of %d bytes at offset %d: Range %q, want %q", len(chunk), offset, rng, want)
+	}
+	return next
 }
 
 // checkUploadStatus asks for the upload's progress and checks the offset.
@@ -487,45 +320,32 @@ func checkUploadStatus(t *testing.T, location string, size int64) {
 }
 
 // finishUpload completes an upload with PUT ?digest=, with an optional last
-// chunk as the body, and returns the blob's location.
+// chunk as the body, and checks the digest the registry answers.
 func finishUpload(t *testing.T, location string, dgst digest.Digest, body []byte) {
 	t.Helper()
-	u, err := url.Parse(location)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("digest", dgst.String())
-	u.RawQuery = q.Encode()
-	header := http.Header{}
+	var reader io.Reader
 	if body != nil {
-		header.Set("Content-Type", "application/octet-stream")
+		reader = bytes.NewReader(body)
 	}
-	resp, respBody := do(t, http.DefaultClient, http.MethodPut, u.String(), header, body)
-	expectStatus(t, resp, respBody, http.StatusCreated)
-	if got := resp.Header.Get("Docker-Content-Digest"); got != dgst.String() {
-		t.Fatalf("PUT %s: Docker-Content-Digest %q, want %q", location, got, dgst)
+	if err := registrytest.FinishUpload(testContext(t), http.DefaultClient, location, dgst, reader, int64(len(body))); err != nil {
+		t.Fatal(err)
 	}
 }
 
 // fetchBlob GETs a blob through the registry, following a redirect when
-// there is one, checks it against its digest and reports whether the
-// registry redirected.
-func fetchBlob(t *testing.T, reg *testRegistry, repo string, dgst digest.Digest, wantSize int) (redirected string) {
+// there is one, checks it against its digest and size, and returns where
+// the registry redirected ("" when it served the blob itself).
+func fetchBlob(t *testing.T, reg *registrytest.Registry, repo string, dgst digest.Digest, wantSize int) (redirected string) {
 	t.Helper()
-	resp, body := do(t, noRedirectClient, http.MethodGet, reg.URL+"/v2/"+repo+"/blobs/"+dgst.String(), nil, nil)
-	if resp.StatusCode == http.StatusTemporaryRedirect {
-		redirected = resp.Header.Get("Location")
-		resp, body = do(t, noRedirectClient, http.MethodGet, redirected, nil, nil)
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("GET blob %s in %s: redirect to %s answered %d: %s", dgst, repo, redirected, resp.StatusCode, truncate(body))
-		}
+	var blob bytes.Buffer
+	n, redirected, err := registrytest.FetchBlob(testContext(t), http.DefaultClient, reg.URL, repo, dgst, &blob)
+	if err != nil {
+		t.Fatalf("GET blob %s in %s: %v", dgst, repo, err)
 	}
-	expectStatus(t, resp, body, http.StatusOK)
-	if len(body) != wantSize {
-		t.Fatalf("GET blob %s in %s: %d bytes, want %d", dgst, repo, len(body), wantSize)
+	if n != int64(wantSize) {
+		t.Fatalf("GET blob %s in %s: %d bytes, want %d", dgst, repo, n, wantSize)
 	}
-	if got := digest.FromBytes(body); got != dgst {
+	if got := digest.FromBytes(blob.Bytes()); got != dgst {
 		t.Fatalf("GET blob %s in %s: content has digest %s", dgst, repo, got)
 	}
 	return redirected
@@ -610,13 +430,8 @@ func registryBinary(t *testing.T) string {
 			return
 		}
 		binaryPath = filepath.Join(binaryDir, "registry-cos")
-		cmd := exec.Command("go", "build",
-			"-ldflags", "-X github.com/distribution/distribution/v3/version.version="+testVersion,
-			"-o", binaryPath, ".")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			binaryErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
+		binaryErr = testenv.GoBuild(binaryPath, ".",
+			"-ldflags", "-X github.com/distribution/distribution/v3/version.version="+testVersion)
 	})
 	if binaryErr != nil {
 		t.Fatalf("building registry-cos: %v", binaryErr)
@@ -624,82 +439,10 @@ func registryBinary(t *testing.T) string {
 	return binaryPath
 }
 
-// writeFile writes content to a new file in a temporary directory.
-func writeFile(t *testing.T, name, content string) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-// registryProcess is a `registry-cos serve` subprocess.
-type registryProcess struct {
-	// URL is the base URL, http://127.0.0.1:PORT; Host its host:port.
-	URL, Host string
-
-	cmd    *exec.Cmd
-	out    *syncBuffer
-	exited chan error
-}
-
 // startServeProcess runs the built binary as `registry-cos serve
-// configPath` on a free local port (REGISTRY_HTTP_ADDR) with the extra
-// environment variables env, and waits until it answers /v2/. The process
-// is interrupted, then killed, when the test ends, and what it printed is
-// logged if the test failed.
-func startServeProcess(t *testing.T, configPath string, env ...string) *registryProcess {
+// configPath` with the extra environment variables env, and waits until it
+// answers /v2/.
+func startServeProcess(t *testing.T, configPath string, env ...string) *registrytest.Process {
 	t.Helper()
-	addr := freeAddr(t)
-	cmd := exec.Command(registryBinary(t), "serve", configPath)
-	cmd.Env = append(append(os.Environ(), "REGISTRY_HTTP_ADDR="+addr), env...)
-	p := &registryProcess{URL: "http://" + addr, Host: addr, cmd: cmd, out: &syncBuffer{}, exited: make(chan error, 1)}
-	cmd.Stdout, cmd.Stderr = p.out, p.out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting registry-cos serve: %v", err)
-	}
-	go func() { p.exited <- cmd.Wait(); close(p.exited) }()
-	t.Cleanup(func() {
-		p.stop()
-		if t.Failed() {
-			t.Logf("registry-cos serve on %s printed:\n%s", addr, p.Output())
-		}
-	})
-	waitForHTTP(t, p.URL+"/v2/", p.exited, p.out)
-	return p
-}
-
-// registry describes the process as a testRegistry, for ref and the
-// upload helpers.
-func (p *registryProcess) registry() *testRegistry {
-	return &testRegistry{URL: p.URL, Host: p.Host}
-}
-
-// Output is everything the process printed so far, stdout and stderr.
-func (p *registryProcess) Output() string { return p.out.String() }
-
-// Kill ends the process with SIGKILL, as kill -9 does, and waits for it.
-func (p *registryProcess) Kill(t *testing.T) {
-	t.Helper()
-	if err := p.cmd.Process.Kill(); err != nil {
-		t.Fatalf("kill -9 of registry-cos: %v", err)
-	}
-	<-p.exited
-}
-
-// stop interrupts the process and kills it if it has not exited in 10s.
-func (p *registryProcess) stop() {
-	select {
-	case <-p.exited:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-p.exited:
-	case <-time.After(10 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.exited
-	}
+	return registrytest.StartProcess(t, registryBinary(t), configPath, env...)
 }

@@ -10,6 +10,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/registry-cos/cos/costest"
+	"github.com/registry-cos/cos/internal/testenv"
+	"github.com/registry-cos/cos/internal/testenv/registrytest"
 )
 
 // Temporary credential of TestBinaryPrintsNoSecrets. The values are
@@ -27,7 +29,7 @@ const (
 // command. Nothing it prints may carry the secret key, the session token or
 // request signatures.
 func TestBinaryPrintsNoSecrets(t *testing.T) {
-	emulator := startEmulatorWith(t, costest.Options{
+	emulator := testenv.StartEmulator(t, costest.Options{
 		Dir: t.TempDir(),
 		Credentials: []costest.Credential{{
 			SecretID:     leakTestSecretID,
@@ -48,25 +50,25 @@ func TestBinaryPrintsNoSecrets(t *testing.T) {
 	outputs := map[string]string{}
 
 	t.Run("push and pull", func(t *testing.T) {
-		proc := startServeProcess(t, writeFile(t, "config.yml", config))
-		reg := proc.registry()
-		img := newImage(t, 50, 10<<10, 6*mib+3)
-		push(t, reg.ref(t, "secrets/app:v1"), img)
-		pullAndVerifyImage(t, reg.ref(t, "secrets/app:v1"), img)
+		proc := startServeProcess(t, testenv.WriteFile(t, "config.yml", config))
+		reg := proc.Registry()
+		img := registrytest.NewImage(t, 50, 10<<10, 6*mib+3)
+		push(t, reg.Ref(t, "secrets/app:v1"), img)
+		pullAndVerifyImage(t, reg.Ref(t, "secrets/app:v1"), img)
 		// A pull that fails (unknown tag) logs the error path too.
-		if _, err := remote.Image(reg.ref(t, "secrets/app:missing"), remote.WithContext(testContext(t))); err == nil {
+		if _, err := remote.Image(reg.Ref(t, "secrets/app:missing"), remote.WithContext(testContext(t))); err == nil {
 			t.Fatalf("pulling a tag that does not exist succeeded")
 		}
-		proc.stop()
-		outputs["serve through a push and pull"] = proc.Output()
-		if !strings.Contains(proc.Output(), "level=debug") {
-			t.Fatalf("serve at log level debug printed no debug line, so this test checks nothing:\n%s", proc.Output())
+		_ = proc.Stop(10 * time.Second)
+		outputs["serve through a push and pull"] = proc.Output.String()
+		if !strings.Contains(proc.Output.String(), "level=debug") {
+			t.Fatalf("serve at log level debug printed no debug line, so this test checks nothing:\n%s", proc.Output.String())
 		}
 	})
 
 	t.Run("failed start", func(t *testing.T) {
 		wrong := strings.Replace(config, fmt.Sprintf("secretkey: %q", leakTestSecretKey), `secretkey: "wrongSecretKeyAlsoSecret"`, 1)
-		out, err := runBinary(t, "serve", writeFile(t, "config.yml", wrong))
+		out, err := runBinary(t, "serve", testenv.WriteFile(t, "config.yml", wrong))
 		if err == nil {
 			t.Fatalf("serve with a wrong secret key started; output:\n%s", out)
 		}

@@ -5,14 +5,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/registry-cos/cos/costest"
+	"github.com/registry-cos/cos/internal/testenv"
+	"github.com/registry-cos/cos/internal/testenv/registrytest"
 )
 
 // runBinary runs the built registry-cos with args and extra environment
@@ -50,7 +51,7 @@ func TestVersionFlag(t *testing.T) {
 // storage that cannot work and checks that it exits non-zero after printing
 // one line that says why, with no panic or stack trace and no secret.
 func TestServeReportsStartupErrorOnOneLine(t *testing.T) {
-	emulator := startEmulator(t)
+	emulator := testenv.StartEmulator(t, costest.Options{Dir: t.TempDir()})
 	good := registryConfigYAML(emulator, registryOptions{})
 
 	cases := []struct {
@@ -80,7 +81,7 @@ func TestServeReportsStartupErrorOnOneLine(t *testing.T) {
 		},
 		{
 			name:     "unreachable endpoint",
-			config:   strings.Replace(good, "endpoint: \""+emulator.URL+"\"", "endpoint: \"http://"+freeAddr(t)+"\"", 1),
+			config:   strings.Replace(good, "endpoint: \""+emulator.URL+"\"", "endpoint: \"http://"+testenv.FreeAddr(t)+"\"", 1),
 			contains: "cannot reach",
 		},
 		{
@@ -104,7 +105,7 @@ func TestServeReportsStartupErrorOnOneLine(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			configPath := "/nonexistent/registry-cos/config.yml"
 			if tc.config != "" {
-				configPath = writeFile(t, "config.yml", strings.Replace(tc.config, "level: warn", "level: info", 1))
+				configPath = testenv.WriteFile(t, "config.yml", strings.Replace(tc.config, "level: warn", "level: info", 1))
 			}
 			out, err := runBinaryEnv(t, tc.env, "serve", configPath)
 			var exitErr *exec.ExitError
@@ -133,91 +134,19 @@ func TestServeReportsStartupErrorOnOneLine(t *testing.T) {
 // parameter given as a REGISTRY_STORAGE_COS_* variable, and pushes and pulls
 // an image through it.
 func TestServeWithEnvironmentOnlyConfig(t *testing.T) {
-	emulator := startEmulator(t)
-	addr := freeAddr(t)
-	cmd := exec.Command(registryBinary(t), "serve", "config-env.yml")
-	cmd.Env = append(os.Environ(),
-		"REGISTRY_HTTP_ADDR="+addr,
-		"REGISTRY_STORAGE_COS_SECRETID="+emulator.SecretID,
-		"REGISTRY_STORAGE_COS_SECRETKEY="+emulator.SecretKey,
-		"REGISTRY_STORAGE_COS_REGION="+emulator.Region,
-		"REGISTRY_STORAGE_COS_BUCKET="+emulator.Bucket,
-		"REGISTRY_STORAGE_COS_ENDPOINT="+emulator.URL,
+	emulator := testenv.StartEmulator(t, costest.Options{Dir: t.TempDir()})
+	env := []string{
 		"REGISTRY_STORAGE_COS_ROOTDIRECTORY=/from-env",
 		"REGISTRY_STORAGE_COS_CHUNKSIZE=5242880",
 		"REGISTRY_LOG_LEVEL=warn",
-	)
-	out := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-		}
-	}()
-	waitForHTTP(t, "http://"+addr+"/v2/", exited, out)
-
-	reg := &testRegistry{URL: "http://" + addr, Host: addr}
-	img := newImage(t, 30, 1234, 2*mib)
-	push(t, reg.ref(t, "env/app:v1"), img)
-	pullAndVerifyImage(t, reg.ref(t, "env/app:v1"), img)
-}
-
-// freeAddr returns a loopback address with a port nothing listens on.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for name, value := range testenv.DriverParameters(emulator) {
+		env = append(env, fmt.Sprintf("REGISTRY_STORAGE_COS_%s=%v", strings.ToUpper(name), value))
 	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
+	proc := startServeProcess(t, "config-env.yml", env...)
 
-// waitForHTTP polls u until it answers 200, failing if the process exits.
-func waitForHTTP(t *testing.T, u string, exited <-chan error, out *syncBuffer) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case err := <-exited:
-			t.Fatalf("registry-cos exited before serving (%v):\n%s", err, out.String())
-		default:
-		}
-		resp, err := http.Get(u)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("%s did not answer 200 within 30s:\n%s", u, out.String())
-}
-
-// syncBuffer is a bytes.Buffer safe to read while a process writes to it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+	reg := proc.Registry()
+	img := registrytest.NewImage(t, 30, 1234, 2*mib)
+	push(t, reg.Ref(t, "env/app:v1"), img)
+	pullAndVerifyImage(t, reg.Ref(t, "env/app:v1"), img)
 }

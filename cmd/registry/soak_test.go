@@ -24,6 +24,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/registry-cos/cos/costest"
+	"github.com/registry-cos/cos/internal/testenv"
+	"github.com/registry-cos/cos/internal/testenv/registrytest"
 )
 
 // Shape of the soak test.
@@ -96,8 +98,8 @@ func TestSoakPushPullUnderFaults(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the soak test takes about a minute")
 	}
-	emulator := startEmulatorWith(t, costest.Options{Faults: soakFaults, Seed: 6})
-	registries := []*testRegistry{
+	emulator := testenv.StartEmulator(t, costest.Options{Faults: soakFaults, Seed: 6})
+	registries := []*registrytest.Registry{
 		startRegistry(t, emulator, registryOptions{Redirect: true, MaxRetries: soakMaxRetries}),
 		startRegistry(t, emulator, registryOptions{MaxRetries: soakMaxRetries}),
 		startRegistry(t, emulator, registryOptions{MaxRetries: soakMaxRetries}),
@@ -172,9 +174,9 @@ func TestSoakPushPullUnderFaults(t *testing.T) {
 
 // soakOne pushes image i through one registry and pulls it back through
 // the next, recording the outcome in figures.
-func soakOne(t *testing.T, i int, registries []*testRegistry, figures *soakFigures, opts ...remote.Option) {
+func soakOne(t *testing.T, i int, registries []*registrytest.Registry, figures *soakFigures, opts ...remote.Option) {
 	t.Helper()
-	img := newImage(t, uint64(1000+i), soakLayerSizes(i)...)
+	img := registrytest.NewImage(t, uint64(1000+i), soakLayerSizes(i)...)
 	pushTo, pullFrom := registries[i%len(registries)], registries[(i+1)%len(registries)]
 	tag := fmt.Sprintf("soak/app%d:v%d", i%7, i)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -187,7 +189,7 @@ func soakOne(t *testing.T, i int, registries []*testRegistry, figures *soakFigur
 			figures.pushRetries.Add(1)
 		}
 		figures.pushesAttempted.Add(1)
-		if pushErr = remote.Write(pushTo.ref(t, tag), img, opts...); pushErr == nil {
+		if pushErr = remote.Write(pushTo.Ref(t, tag), img, opts...); pushErr == nil {
 			break
 		}
 		t.Logf("push %d of %s (attempt %d) failed: %v", i, tag, attempt+1, pushErr)
@@ -202,7 +204,7 @@ func soakOne(t *testing.T, i int, registries []*testRegistry, figures *soakFigur
 		if attempt > 0 {
 			figures.pullRetries.Add(1)
 		}
-		pullErr = checkImage(ctx, pullFrom.ref(t, tag), img, opts...)
+		pullErr = checkImage(ctx, pullFrom.Ref(t, tag), img, opts...)
 		if pullErr == nil {
 			return
 		}
