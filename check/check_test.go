@@ -7,22 +7,22 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/registry-cos/cos"
 	"github.com/registry-cos/cos/check"
 	"github.com/registry-cos/cos/costest"
-	"github.com/stretchr/testify/require"
+	"github.com/registry-cos/cos/internal/testenv"
 )
 
 // emulator starts an emulator and a driver on it, rooted at /registry.
 func emulator(t *testing.T, opts costest.Options) (*costest.Server, *cos.Driver, cos.Parameters) {
 	t.Helper()
-	srv, err := costest.NewServer(opts)
+	srv := testenv.StartEmulator(t, opts)
+	params := testenv.DriverParameters(srv)
+	params["rootdirectory"] = "/registry"
+	p, err := cos.ParseParameters(params)
 	require.NoError(t, err)
-	t.Cleanup(func() { srv.Close() })
-	p := cos.DefaultParameters()
-	p.SecretID, p.SecretKey = srv.SecretID, srv.SecretKey
-	p.Bucket, p.Region, p.Endpoint = srv.Bucket, srv.Region, srv.URL
-	p.RootDirectory = "/registry"
 	d, err := cos.New(context.Background(), p)
 	require.NoError(t, err)
 	return srv, d, p

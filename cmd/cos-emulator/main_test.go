@@ -171,11 +171,7 @@ func TestIdentityFlags(t *testing.T) {
 		id.Roles[1].WebIdentityTokens[0] != "tok" || id.InstanceRole != "registry-cvm" || id.Lifetime != 10*time.Minute {
 		t.Fatalf("identity options = %+v", id)
 	}
-	srv, err := costest.NewServer(cfg.options)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	srv := testenv.StartEmulator(t, cfg.options)
 	resp, err := http.Get(srv.MetadataURL + "/latest/meta-data/cam/security-credentials/")
 	if err != nil {
 		t.Fatal(err)

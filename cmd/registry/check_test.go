@@ -12,6 +12,7 @@ import (
 
 	"github.com/registry-cos/cos/check"
 	"github.com/registry-cos/cos/costest"
+	"github.com/registry-cos/cos/internal/testenv"
 )
 
 // runCheckBinary runs `registry-cos check args...` and returns its output
@@ -72,15 +73,11 @@ func TestCheckAgainstDev(t *testing.T) {
 // (one FAIL line, exit 1).
 func TestCheckAgainstCosEmulator(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "cos-emulator")
-	if out, err := exec.Command("go", "build", "-o", bin, "../cos-emulator").CombinedOutput(); err != nil {
-		t.Fatalf("building cos-emulator: %v\n%s", err, out)
+	if err := testenv.GoBuild(bin, "../cos-emulator"); err != nil {
+		t.Fatalf("building cos-emulator: %v", err)
 	}
-	addr := freeAddr(t)
-	emulator := exec.Command(bin, "-addr", addr, "-lifecycle-abort-days", "3")
-	if err := emulator.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = emulator.Process.Kill(); _ = emulator.Wait() }()
+	addr := testenv.FreeAddr(t)
+	testenv.StartProcess(t, exec.Command(bin, "-addr", addr, "-lifecycle-abort-days", "3"))
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		if c, err := net.Dial("tcp", addr); err == nil {
 			c.Close()
@@ -92,7 +89,7 @@ func TestCheckAgainstCosEmulator(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	config := func(bucket string) string {
-		return writeFile(t, "config.yml", `version: 0.1
+		return testenv.WriteFile(t, "config.yml", `version: 0.1
 storage:
   cos:
     secretid: `+costest.DefaultSecretID+`

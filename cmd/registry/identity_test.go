@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/registry-cos/cos/costest"
+	"github.com/registry-cos/cos/internal/testenv"
+	"github.com/registry-cos/cos/internal/testenv/registrytest"
 )
 
 // TestServeOnTKEPodIdentity runs `registry-cos serve` (a separate process)
@@ -21,7 +23,7 @@ func TestServeOnTKEPodIdentity(t *testing.T) {
 		token    = "e2ePodTokenMustNeverBePrinted"
 		lifetime = 3 * time.Second
 	)
-	emulator := startEmulatorWith(t, costest.Options{
+	emulator := testenv.StartEmulator(t, costest.Options{
 		Dir: t.TempDir(),
 		Identity: &costest.IdentityOptions{
 			Roles:    []costest.Role{{ARN: roleARN, ProviderID: provider, WebIdentityTokens: []string{token}}},
@@ -37,9 +39,9 @@ func TestServeOnTKEPodIdentity(t *testing.T) {
 	}
 	config = strings.Replace(strings.Join(kept, "\n"), "level: warn", "level: info", 1)
 
-	proc := startServeProcess(t, writeFile(t, "config.yml", config),
+	proc := startServeProcess(t, testenv.WriteFile(t, "config.yml", config),
 		"TKE_ROLE_ARN="+roleARN,
-		"TKE_WEB_IDENTITY_TOKEN_FILE="+writeFile(t, "token", token+"\n"),
+		"TKE_WEB_IDENTITY_TOKEN_FILE="+testenv.WriteFile(t, "token", token+"\n"),
 		"TKE_PROVIDER_ID="+provider,
 		"TKE_REGION=ap-guangzhou",
 		// Where STS is: the emulator's, not sts.tencentcloudapi.com.
@@ -47,16 +49,16 @@ func TestServeOnTKEPodIdentity(t *testing.T) {
 		// Nothing of the machine running the test joins the chain.
 		"HOME="+t.TempDir(), "TENCENTCLOUD_SECRET_ID=", "TENCENTCLOUD_SECRET_KEY=",
 	)
-	reg := proc.registry()
-	img := newImage(t, 70, 64<<10, 6*mib)
-	push(t, reg.ref(t, "tke/app:v1"), img)
+	reg := proc.Registry()
+	img := registrytest.NewImage(t, 70, 64<<10, 6*mib)
+	push(t, reg.Ref(t, "tke/app:v1"), img)
 	time.Sleep(lifetime + 500*time.Millisecond) // the keys of the start have expired
-	pullAndVerifyImage(t, reg.ref(t, "tke/app:v1"), img)
+	pullAndVerifyImage(t, reg.Ref(t, "tke/app:v1"), img)
 
 	if fetches := emulator.Stats().Count(costest.OpAssumeRoleWithWebIdentity); fetches < 2 {
 		t.Errorf("STS was asked %d times, want the first keys and at least one renewal", fetches)
 	}
-	out := proc.Output()
+	out := proc.Output.String()
 	if want := "using the credentials from TKE pod identity (role " + roleARN + ", provider " + provider + ")"; !strings.Contains(out, want) {
 		t.Errorf("serve's start-up log does not say %q:\n%s", want, out)
 	}
