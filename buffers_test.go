@@ -5,15 +5,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/registry-cos/cos/costest"
 	"github.com/stretchr/testify/require"
+
+	"github.com/registry-cos/cos/costest"
+	"github.com/registry-cos/cos/internal/testenv"
 )
 
 // TestBufferBudget: with a budget of one chunk, a second writer waits for
 // the first to give its buffer back instead of allocating past the budget.
 func TestBufferBudget(t *testing.T) {
 	ctx := context.Background()
-	srv := newServer(t, costest.Options{})
+	srv := testenv.StartEmulator(t, costest.Options{})
 	d := newTestDriver(t, srv, func(p *Parameters) { p.ChunkSize = MinChunkSize; p.MaxBufferMemory = MinChunkSize })
 	pool := internal(d).buffers
 
@@ -58,7 +60,7 @@ func TestBufferBudget(t *testing.T) {
 // concurrent writers and checks the budget was never exceeded.
 func TestWriterMemoryIsBounded(t *testing.T) {
 	ctx := context.Background()
-	srv := newServer(t, costest.Options{})
+	srv := testenv.StartEmulator(t, costest.Options{})
 	d := newTestDriver(t, srv, func(p *Parameters) { p.ChunkSize = MinChunkSize; p.MaxBufferMemory = 2 * MinChunkSize })
 	pool := internal(d).buffers
 	stop := make(chan struct{})

@@ -6,14 +6,16 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/registry-cos/cos/costest"
 	"github.com/stretchr/testify/require"
+
+	"github.com/registry-cos/cos/costest"
+	"github.com/registry-cos/cos/internal/testenv"
 )
 
 // TestRedirectURL presigns GET and HEAD only.
 func TestRedirectURL(t *testing.T) {
 	ctx := context.Background()
-	srv := newServer(t, costest.Options{})
+	srv := testenv.StartEmulator(t, costest.Options{})
 	d := newTestDriver(t, srv, nil)
 	require.NoError(t, d.PutContent(ctx, "/blob", []byte("0123456789")))
 	for _, method := range []string{"GET", "HEAD"} {
@@ -33,7 +35,7 @@ func TestRedirectURL(t *testing.T) {
 
 // TestNewReportsStartupErrors checks the one-sentence start-up errors.
 func TestNewReportsStartupErrors(t *testing.T) {
-	srv := newServer(t, costest.Options{})
+	srv := testenv.StartEmulator(t, costest.Options{})
 	tests := []struct {
 		name string
 		tune func(*Parameters)

@@ -2,7 +2,6 @@ package cos
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 	"os"
 	"strings"
@@ -11,18 +10,11 @@ import (
 
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 	"github.com/distribution/distribution/v3/registry/storage/driver/testsuites"
-	"github.com/registry-cos/cos/costest"
 	"github.com/stretchr/testify/require"
-)
 
-// newServer starts an emulator for one test; dir "" keeps it in memory.
-func newServer(t testing.TB, opts costest.Options) *costest.Server {
-	t.Helper()
-	srv, err := costest.NewServer(opts)
-	require.NoError(t, err, "starting the COS emulator")
-	t.Cleanup(func() { srv.Close() })
-	return srv
-}
+	"github.com/registry-cos/cos/costest"
+	"github.com/registry-cos/cos/internal/testenv"
+)
 
 // serverParameters are the parameters that address srv.
 func serverParameters(srv *costest.Server) Parameters {
@@ -54,7 +46,7 @@ func TestDriverSuite(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the full suite moves about 6 GiB; skipped with -short")
 	}
-	srv := newServer(t, costest.Options{Dir: t.TempDir()})
+	srv := testenv.StartEmulator(t, costest.Options{Dir: t.TempDir()})
 	testsuites.Driver(t, func() (storagedriver.StorageDriver, error) {
 		p := serverParameters(srv)
 		p.RootDirectory = "/suite"
@@ -75,13 +67,6 @@ func TestDriverSuiteRealCOS(t *testing.T) {
 	testsuites.Driver(t, func() (storagedriver.StorageDriver, error) {
 		return New(context.Background(), p)
 	}, false)
-}
-
-func randomBytes(t testing.TB, n int) []byte {
-	b := make([]byte, n)
-	_, err := rand.Read(b)
-	require.NoError(t, err)
-	return b
 }
 
 func TestKeyMapping(t *testing.T) {

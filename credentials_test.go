@@ -14,9 +14,11 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"github.com/registry-cos/cos/costest"
 	"github.com/stretchr/testify/require"
 	cossdk "github.com/tencentyun/cos-go-sdk-v5"
+
+	"github.com/registry-cos/cos/costest"
+	"github.com/registry-cos/cos/internal/testenv"
 )
 
 // exercise writes, reads and presigns through d.
@@ -79,7 +81,7 @@ func identityEmulator(t *testing.T, opts costest.IdentityOptions) *costest.Serve
 			{ARN: crossRoleARN, AssumableBy: []string{costest.DefaultSecretID}},
 		}
 	}
-	return newServer(t, costest.Options{
+	return testenv.StartEmulator(t, costest.Options{
 		Credentials: []costest.Credential{
 			{SecretID: costest.DefaultSecretID, SecretKey: costest.DefaultSecretKey},
 			{SecretID: "AKIDenv", SecretKey: "envkey"},
@@ -419,7 +421,7 @@ func TestCVMRoleCredentials(t *testing.T) {
 }
 
 func TestSessionTokenCredentials(t *testing.T) {
-	srv := newServer(t, costest.Options{Credentials: []costest.Credential{
+	srv := testenv.StartEmulator(t, costest.Options{Credentials: []costest.Credential{
 		{SecretID: "AKIDtemp", SecretKey: "tempkey", SessionToken: "token-1", Expiry: time.Now().Add(time.Hour)},
 	}})
 	d := newTestDriver(t, srv, func(p *Parameters) {
@@ -434,7 +436,7 @@ func TestSessionTokenCredentials(t *testing.T) {
 }
 
 func TestExpiredTokenIsReported(t *testing.T) {
-	srv := newServer(t, costest.Options{Credentials: []costest.Credential{
+	srv := testenv.StartEmulator(t, costest.Options{Credentials: []costest.Credential{
 		{SecretID: "AKIDold", SecretKey: "oldkey", SessionToken: "old", Expiry: time.Now().Add(-time.Minute)},
 	}})
 	p := serverParameters(srv)
@@ -595,7 +597,7 @@ func TestRenewalBacksOff(t *testing.T) {
 }
 
 func TestCredentialRefreshFailuresCounted(t *testing.T) {
-	srv := newServer(t, costest.Options{})
+	srv := testenv.StartEmulator(t, costest.Options{})
 	metadata := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "metadata service down", http.StatusInternalServerError)
 	}))

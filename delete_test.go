@@ -8,13 +8,15 @@ import (
 
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 
-	"github.com/registry-cos/cos/costest"
 	"github.com/stretchr/testify/require"
+
+	"github.com/registry-cos/cos/costest"
+	"github.com/registry-cos/cos/internal/testenv"
 )
 
 // TestDelete ports the s3 driver's table: a delete never touches siblings.
 func TestDelete(t *testing.T) {
-	srv := newServer(t, costest.Options{})
+	srv := testenv.StartEmulator(t, costest.Options{})
 	d := newTestDriver(t, srv, nil)
 	objs := []string{
 		"/file1", "/file1-2", "/folder1/file1", "/folder2/file1", "/folder3/file1",
@@ -61,11 +63,11 @@ func TestDelete(t *testing.T) {
 // TestDeleteAbortsUploads: deleting an upload directory leaves no parts.
 func TestDeleteAbortsUploads(t *testing.T) {
 	ctx := context.Background()
-	srv := newServer(t, costest.Options{})
+	srv := testenv.StartEmulator(t, costest.Options{})
 	d := newTestDriver(t, srv, func(p *Parameters) { p.ChunkSize = MinChunkSize })
 	w, err := d.Writer(ctx, "/_uploads/u1/data", false)
 	require.NoError(t, err)
-	_, err = w.Write(randomBytes(t, 2*MinChunkSize+1))
+	_, err = w.Write(testenv.RandomBytes(2*MinChunkSize+1, 101))
 	require.NoError(t, err)
 	require.NoError(t, w.Close())
 	require.NoError(t, d.PutContent(ctx, "/_uploads/u1/startedat", []byte("now")))
@@ -81,7 +83,7 @@ func TestDeleteAbortsUploads(t *testing.T) {
 // siblings that sort before "key/" are skipped, never deleted.
 func TestDeleteCosts(t *testing.T) {
 	ctx := context.Background()
-	srv := newServer(t, costest.Options{})
+	srv := testenv.StartEmulator(t, costest.Options{})
 	d := newTestDriver(t, srv, nil)
 	in := internal(d)
 	putFiles(t, d, []string{"/blobs/ab/abcd/data", "/blobs/ab/abce/data"})

@@ -8,9 +8,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/registry-cos/cos/costest"
 	"github.com/sirupsen/logrus"
 	"github.com/stretchr/testify/require"
+
+	"github.com/registry-cos/cos/costest"
+	"github.com/registry-cos/cos/internal/testenv"
 )
 
 // TestDebugLogsNameRequestsButNoSecrets: at debug level every COS request
@@ -18,7 +20,7 @@ import (
 // line, nor any error, carries a secret key, session token or signature.
 func TestDebugLogsNameRequestsButNoSecrets(t *testing.T) {
 	const secretKey, token = "very-secret-key-value", "very-secret-session-token"
-	srv := newServer(t, costest.Options{Credentials: []costest.Credential{
+	srv := testenv.StartEmulator(t, costest.Options{Credentials: []costest.Credential{
 		{SecretID: "AKIDlogtest", SecretKey: secretKey, SessionToken: token, Expiry: time.Now().Add(time.Hour)},
 	}})
 	var out bytes.Buffer
@@ -41,7 +43,7 @@ func TestDebugLogsNameRequestsButNoSecrets(t *testing.T) {
 	}
 	w, err := d.Writer(ctx, "/logged/data", false)
 	require.NoError(t, err)
-	_, err = w.Write(randomBytes(t, MinChunkSize+1))
+	_, err = w.Write(testenv.RandomBytes(MinChunkSize+1, 102))
 	require.NoError(t, err)
 	require.NoError(t, w.Commit(ctx))
 	_, err = d.GetContent(ctx, "/logged/data")

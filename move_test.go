@@ -7,18 +7,20 @@ import (
 
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 
-	"github.com/registry-cos/cos/costest"
 	"github.com/stretchr/testify/require"
+
+	"github.com/registry-cos/cos/costest"
+	"github.com/registry-cos/cos/internal/testenv"
 )
 
 // TestMoveWithMultipartCopy moves an object in parallel part copies.
 func TestMoveWithMultipartCopy(t *testing.T) {
-	srv := newServer(t, costest.Options{})
+	srv := testenv.StartEmulator(t, costest.Options{})
 	d := newTestDriver(t, srv, func(p *Parameters) {
 		p.MultipartCopyThreshold = 2 * mib
 		p.MultipartCopyChunkSize = 1 * mib
 	})
-	content := randomBytes(t, 5*mib+123)
+	content := testenv.RandomBytes(5*mib+123, 103)
 	require.NoError(t, d.PutContent(context.Background(), "/src", content))
 	srv.ResetStats()
 	require.NoError(t, d.Move(context.Background(), "/src", "/dst"))
@@ -35,10 +37,10 @@ func TestMoveWithMultipartCopy(t *testing.T) {
 // sending it again cannot mend it.
 func TestCopyCRCMismatchIsFinal(t *testing.T) {
 	ctx := context.Background()
-	srv := newServer(t, costest.Options{})
+	srv := testenv.StartEmulator(t, costest.Options{})
 	d := newTestDriver(t, srv, func(p *Parameters) { p.MultipartCopyChunkSize = minPartSize })
 	id := internal(d)
-	require.NoError(t, d.PutContent(ctx, "/src", randomBytes(t, 2*minPartSize+1)))
+	require.NoError(t, d.PutContent(ctx, "/src", testenv.RandomBytes(2*minPartSize+1, 104)))
 	head, err := id.head(ctx, id.key("/src"))
 	require.NoError(t, err)
 	head.crc64 = "12345" // what the source's HEAD would have said were it another object

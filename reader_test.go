@@ -7,17 +7,19 @@ import (
 	"io"
 	"testing"
 
-	"github.com/registry-cos/cos/costest"
 	"github.com/stretchr/testify/require"
+
+	"github.com/registry-cos/cos/costest"
+	"github.com/registry-cos/cos/internal/testenv"
 )
 
 // TestReaderResumesDroppedConnections: most GETs are cut mid-body, yet
 // the pull completes, each re-open starting where the last one broke.
 func TestReaderResumesDroppedConnections(t *testing.T) {
 	ctx := context.Background()
-	srv := newServer(t, costest.Options{Seed: 3})
+	srv := testenv.StartEmulator(t, costest.Options{Seed: 3})
 	d := newTestDriver(t, srv, func(p *Parameters) { p.MaxRetries = 30 })
-	content := randomBytes(t, 4*mib+17)
+	content := testenv.RandomBytes(4*mib+17, 105)
 	require.NoError(t, d.PutContent(ctx, "/blob", content))
 
 	for _, offset := range []int64{0, 1234567} {
@@ -43,7 +45,7 @@ func (failingReader) Close() error             { return nil }
 // ETag, so an overwrite in between is an error, never mixed content.
 func TestReaderRefusesAChangedObject(t *testing.T) {
 	ctx := context.Background()
-	srv := newServer(t, costest.Options{})
+	srv := testenv.StartEmulator(t, costest.Options{})
 	d := newTestDriver(t, srv, nil)
 	require.NoError(t, d.PutContent(ctx, "/blob", bytes.Repeat([]byte("a"), 1000)))
 	r, err := d.Reader(ctx, "/blob", 0)
@@ -62,7 +64,7 @@ func TestReaderRefusesAChangedObject(t *testing.T) {
 // TestReaderDetectsCorruption: a full read is checked against COS's CRC64.
 func TestReaderDetectsCorruption(t *testing.T) {
 	ctx := context.Background()
-	srv := newServer(t, costest.Options{})
+	srv := testenv.StartEmulator(t, costest.Options{})
 	d := newTestDriver(t, srv, nil)
 	require.NoError(t, d.PutContent(ctx, "/blob", []byte("content")))
 	r, err := d.Reader(ctx, "/blob", 0)

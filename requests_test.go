@@ -9,14 +9,16 @@ import (
 
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 
-	"github.com/registry-cos/cos/costest"
 	"github.com/stretchr/testify/require"
+
+	"github.com/registry-cos/cos/costest"
+	"github.com/registry-cos/cos/internal/testenv"
 )
 
 // TestRequestCounts pins what common operations cost in COS requests.
 func TestRequestCounts(t *testing.T) {
 	ctx := context.Background()
-	srv := newServer(t, costest.Options{})
+	srv := testenv.StartEmulator(t, costest.Options{})
 	d := newTestDriver(t, srv, nil)
 	require.NoError(t, d.PutContent(ctx, "/a/file", []byte("hello")))
 
@@ -48,7 +50,7 @@ func TestRequestCounts(t *testing.T) {
 	t.Run("resume is one request before the first byte", func(t *testing.T) {
 		w, err := d.Writer(ctx, "/upload", false)
 		require.NoError(t, err)
-		_, err = w.Write(randomBytes(t, 3*mib))
+		_, err = w.Write(testenv.RandomBytes(3*mib, 106))
 		require.NoError(t, err)
 		require.NoError(t, w.Close())
 		srv.ResetStats()
@@ -80,9 +82,9 @@ func TestRequestCounts(t *testing.T) {
 // writes and reads still come back byte-identical.
 func TestFaults(t *testing.T) {
 	ctx := context.Background()
-	srv := newServer(t, costest.Options{Seed: 7})
+	srv := testenv.StartEmulator(t, costest.Options{Seed: 7})
 	d := newTestDriver(t, srv, func(p *Parameters) { p.ChunkSize = MinChunkSize; p.MaxRetries = 10 })
-	content := randomBytes(t, 3*MinChunkSize+5)
+	content := testenv.RandomBytes(3*MinChunkSize+5, 107)
 	srv.SetFaults(costest.Faults{ErrorRate: 0.15, DropRate: 0.05, CompleteErrorRate: 0.3})
 	for i := range 3 {
 		p := fmt.Sprintf("/faulty/%d", i)

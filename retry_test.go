@@ -10,14 +10,16 @@ import (
 
 	"github.com/distribution/distribution/v3/registry/storage"
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
-	"github.com/registry-cos/cos/costest"
 	"github.com/stretchr/testify/require"
 	cossdk "github.com/tencentyun/cos-go-sdk-v5"
+
+	"github.com/registry-cos/cos/costest"
+	"github.com/registry-cos/cos/internal/testenv"
 )
 
 func TestRetries(t *testing.T) {
 	ctx := context.Background()
-	srv := newServer(t, costest.Options{})
+	srv := testenv.StartEmulator(t, costest.Options{})
 	d := newTestDriver(t, srv, func(p *Parameters) { p.MaxRetries = 4 })
 	require.NoError(t, d.PutContent(ctx, "/file", []byte("x")))
 
@@ -98,7 +100,7 @@ func TestCompleteAppliedButAnswerLost(t *testing.T) {
 	ctx := context.Background()
 	d, err := New(ctx, p)
 	require.NoError(t, err)
-	content := randomBytes(t, MinChunkSize+100)
+	content := testenv.RandomBytes(MinChunkSize+100, 108)
 	w, err := d.Writer(ctx, "/blob", false)
 	require.NoError(t, err)
 	_, err = w.Write(content)
@@ -114,12 +116,12 @@ func TestCompleteAppliedButAnswerLost(t *testing.T) {
 // multipart uploads of purged uploads are aborted, not left billed.
 func TestPurgeUploadsLeavesNoParts(t *testing.T) {
 	ctx := context.Background()
-	srv := newServer(t, costest.Options{})
+	srv := testenv.StartEmulator(t, costest.Options{})
 	d := newTestDriver(t, srv, func(p *Parameters) { p.ChunkSize = MinChunkSize })
 	const upload = "/docker/registry/v2/repositories/library/app/_uploads/0b8d2a6e-7b5b-4c8e-9d0e-1f2a3b4c5d6e"
 	w, err := d.Writer(ctx, upload+"/data", false)
 	require.NoError(t, err)
-	_, err = w.Write(randomBytes(t, MinChunkSize+1))
+	_, err = w.Write(testenv.RandomBytes(MinChunkSize+1, 109))
 	require.NoError(t, err)
 	require.NoError(t, w.Close())
 	old := time.Now().Add(-30 * 24 * time.Hour).UTC().Format(time.RFC3339)

@@ -8,9 +8,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/registry-cos/cos/costest"
 	"github.com/sirupsen/logrus"
 	"github.com/stretchr/testify/require"
+
+	"github.com/registry-cos/cos/costest"
+	"github.com/registry-cos/cos/internal/testenv"
 )
 
 // TestTLSCertificatesAreChecked: an endpoint with a certificate the system
@@ -43,7 +45,7 @@ func TestTLSCertificatesAreChecked(t *testing.T) {
 // TestPresignedURLsExpire: a redirect URL works until redirectexpiry,
 // and is refused after.
 func TestPresignedURLsExpire(t *testing.T) {
-	srv := newServer(t, costest.Options{})
+	srv := testenv.StartEmulator(t, costest.Options{})
 	d := newTestDriver(t, srv, func(p *Parameters) { p.RedirectExpiry = time.Second })
 	require.NoError(t, d.PutContent(context.Background(), "/blob", []byte("data")))
 	r, _ := http.NewRequest(http.MethodGet, "http://registry/", nil)

@@ -11,8 +11,10 @@ import (
 
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 
-	"github.com/registry-cos/cos/costest"
 	"github.com/stretchr/testify/require"
+
+	"github.com/registry-cos/cos/costest"
+	"github.com/registry-cos/cos/internal/testenv"
 )
 
 func putFiles(t *testing.T, d storagedriver.StorageDriver, paths []string) {
@@ -38,7 +40,7 @@ func walked(t *testing.T, d storagedriver.StorageDriver, from string, fn storage
 // TestWalk ports the s3 driver's walk cases, expecting distribution's path
 // order ('/' first: "/folder1/file1" before "/folder1-suffix").
 func TestWalk(t *testing.T) {
-	srv := newServer(t, costest.Options{})
+	srv := testenv.StartEmulator(t, costest.Options{})
 	d := newTestDriver(t, srv, nil)
 	putFiles(t, d, []string{
 		"/file1",
@@ -123,7 +125,7 @@ func TestWalk(t *testing.T) {
 // TestWalkPathOrderTagPaging pins the order the registry's tag-list paging
 // needs: with n=1 and the hint at the last tag, every tag comes back once.
 func TestWalkPathOrderTagPaging(t *testing.T) {
-	srv := newServer(t, costest.Options{})
+	srv := testenv.StartEmulator(t, costest.Options{})
 	d := newTestDriver(t, srv, nil)
 	const tags = "/r/_manifests/tags"
 	names := []string{"v1-rc", "1.2.3", "v1", "1.2", "1.2-beta", "latest"}
@@ -162,7 +164,7 @@ func TestWalkPathOrderTagPaging(t *testing.T) {
 
 // TestWalkEmptyUploadsDir: a "dir/" marker key never yields an empty name.
 func TestWalkEmptyUploadsDir(t *testing.T) {
-	srv := newServer(t, costest.Options{})
+	srv := testenv.StartEmulator(t, costest.Options{})
 	d := newTestDriver(t, srv, nil)
 	in := internal(d)
 	for _, k := range []string{
@@ -184,7 +186,7 @@ func TestWalkEmptyUploadsDir(t *testing.T) {
 
 // TestOverThousandObjects lists, walks and deletes more than one page.
 func TestOverThousandObjects(t *testing.T) {
-	srv := newServer(t, costest.Options{})
+	srv := testenv.StartEmulator(t, costest.Options{})
 	d := newTestDriver(t, srv, nil)
 	in := internal(d)
 	const n = 1005

@@ -9,8 +9,10 @@ import (
 
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 
-	"github.com/registry-cos/cos/costest"
 	"github.com/stretchr/testify/require"
+
+	"github.com/registry-cos/cos/costest"
+	"github.com/registry-cos/cos/internal/testenv"
 )
 
 // TestResumeAcrossDriversWithListLag is the failure the s3 driver has in
@@ -18,7 +20,7 @@ import (
 // lag. Resume reads the state by key, so it never notices the lag.
 func TestResumeAcrossDriversWithListLag(t *testing.T) {
 	ctx := context.Background()
-	srv := newServer(t, costest.Options{Faults: costest.Faults{ListLag: 5 * time.Second}})
+	srv := testenv.StartEmulator(t, costest.Options{Faults: costest.Faults{ListLag: 5 * time.Second}})
 	drivers := []*Driver{newTestDriver(t, srv, nil), newTestDriver(t, srv, nil)}
 	for _, chunk := range []int{300 * kib, 3 * mib, 7*mib + 11} {
 		t.Run(fmt.Sprintf("chunk %d", chunk), func(t *testing.T) {
@@ -31,7 +33,7 @@ func TestResumeAcrossDriversWithListLag(t *testing.T) {
 				w, err := drivers[i%2].Writer(ctx, p, true)
 				require.NoError(t, err, "resume %d", i)
 				require.EqualValues(t, len(all), w.Size(), "size after resume %d", i)
-				data := randomBytes(t, chunk)
+				data := testenv.RandomBytes(chunk, uint64(chunk*10+i)) // distinct per write, so a lost or repeated write shows
 				_, err = w.Write(data)
 				require.NoError(t, err)
 				all = append(all, data...)
@@ -51,7 +53,7 @@ func TestResumeAcrossDriversWithListLag(t *testing.T) {
 // and looks like a partly written file to Stat.
 func TestUploadStateIsNotContent(t *testing.T) {
 	ctx := context.Background()
-	srv := newServer(t, costest.Options{})
+	srv := testenv.StartEmulator(t, costest.Options{})
 	d := newTestDriver(t, srv, nil)
 	w, err := d.Writer(ctx, "/partial", false)
 	require.NoError(t, err)
@@ -72,11 +74,11 @@ func TestUploadStateIsNotContent(t *testing.T) {
 // TestCRCMismatchIsReported corrupts the CRC64 COS reports on Complete.
 func TestCRCMismatchIsReported(t *testing.T) {
 	ctx := context.Background()
-	srv := newServer(t, costest.Options{})
+	srv := testenv.StartEmulator(t, costest.Options{})
 	d := newTestDriver(t, srv, func(p *Parameters) { p.ChunkSize = MinChunkSize })
 	w, err := d.Writer(ctx, "/blob", false)
 	require.NoError(t, err)
-	_, err = w.Write(randomBytes(t, MinChunkSize+10))
+	_, err = w.Write(testenv.RandomBytes(MinChunkSize+10, 111))
 	require.NoError(t, err)
 	// Pretend COS acknowledged a part with another CRC64 than the one it
 	// computes for the object: Complete must not be taken as done.
@@ -94,11 +96,11 @@ func TestCRCMismatchIsReported(t *testing.T) {
 // retried when the connection drops mid-record, so a PATCH does not fail.
 func TestResumeSurvivesDroppedConnections(t *testing.T) {
 	ctx := context.Background()
-	srv := newServer(t, costest.Options{Seed: 11})
+	srv := testenv.StartEmulator(t, costest.Options{Seed: 11})
 	d := newTestDriver(t, srv, func(p *Parameters) { p.MaxRetries = 30 })
 	w, err := d.Writer(ctx, "/upload", false)
 	require.NoError(t, err)
-	_, err = w.Write(randomBytes(t, 700*kib))
+	_, err = w.Write(testenv.RandomBytes(700*kib, 112))
 	require.NoError(t, err)
 	require.NoError(t, w.Close())
 	srv.SetFaults(costest.Faults{DropRate: 0.5})
