@@ -85,6 +85,13 @@ func startRegistry(t *testing.T, emulator *costest.Server, opts registryOptions)
 	if err != nil {
 		t.Fatalf("parsing the registry configuration: %v", err)
 	}
+	return serveConfig(t, config)
+}
+
+// serveConfig serves the registry of config, built by this command's
+// newApp, in the test's process.
+func serveConfig(t *testing.T, config *configuration.Configuration) *registrytest.Registry {
+	t.Helper()
 	app, err := newApp(context.Background(), config)
 	if err != nil {
 		t.Fatalf("starting the registry: %v", err)

@@ -2,11 +2,9 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io/fs"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -14,13 +12,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/distribution/distribution/v3/configuration"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/opencontainers/go-digest"
-	cossdk "github.com/tencentyun/cos-go-sdk-v5"
 
 	"github.com/registry-cos/cos/costest"
+	"github.com/registry-cos/cos/internal/testenv"
+	"github.com/registry-cos/cos/internal/testenv/registrytest"
 )
 
 // migrationRoot is the rootdirectory both drivers are given: an operator
@@ -50,10 +48,10 @@ func TestMigrateFromUpstreamTree(t *testing.T) {
 	oldDir := t.TempDir()
 	old := startFilesystemRegistry(t, oldDir)
 
-	idx, children := newIndex(t, 40, 2, 2*mib, 3000)
-	small1, small2 := newImage(t, 41, 1500, 70000), newImage(t, 42, 900)
-	large := newImage(t, 43, 12*mib, 2*mib) // larger than a chunk: ranged reads
-	nested := newImage(t, 44, 4096)
+	idx, children := registrytest.NewIndex(t, 40, 2, 2*mib, 3000)
+	small1, small2 := registrytest.NewImage(t, 41, 1500, 70000), registrytest.NewImage(t, 42, 900)
+	large := registrytest.NewImage(t, 43, 12*mib, 2*mib) // larger than a chunk: ranged reads
+	nested := registrytest.NewImage(t, 44, 4096)
 	pushed := []migratedImage{
 		{repo: "library/alpine", tag: "3.19", image: small1},
 		{repo: "library/alpine", tag: "3.20", image: small2},
@@ -66,7 +64,7 @@ func TestMigrateFromUpstreamTree(t *testing.T) {
 		{repo: "team/app/worker", tag: "v1", image: nested},
 	}
 	for _, p := range pushed {
-		ref := old.ref(t, p.repo+":"+p.tag)
+		ref := old.Ref(t, p.repo+":"+p.tag)
 		if p.index != nil {
 			if err := remote.WriteIndex(ref, p.index, remote.WithContext(testContext(t))); err != nil {
 				t.Fatalf("pushing %s: %v", ref, err)
@@ -76,11 +74,11 @@ func TestMigrateFromUpstreamTree(t *testing.T) {
 		push(t, ref, p.image)
 	}
 	// An upload the old registry never finished: 3 MiB sent, no PUT.
-	pending := randomBytes(3*mib, 45)
+	pending := testenv.RandomBytes(3*mib, 45)
 	location := patchChunk(t, startUpload(t, old, "team/app"), pending, 0)
 	old.Close()
 
-	emulator := startEmulator(t)
+	emulator := testenv.StartEmulator(t, costest.Options{Dir: t.TempDir()})
 	files, bytesCopied, openUploads := copyTreeToCOS(t, oldDir, emulator)
 	if openUploads != 1 {
 		t.Fatalf("%d uploads in progress found in the old tree, want 1", openUploads)
@@ -112,7 +110,7 @@ func TestMigrateFromUpstreamTree(t *testing.T) {
 	blobs := map[v1.Hash]bool{}
 	images := map[v1.Hash]bool{}
 	for _, p := range pushed {
-		ref := reg.ref(t, p.repo+":"+p.tag)
+		ref := reg.Ref(t, p.repo+":"+p.tag)
 		if p.index != nil {
 			pullAndVerifyIndex(t, ref, p.index, p.children)
 			images[mustDigest(t, p.index)] = true
@@ -140,7 +138,7 @@ func TestMigrateFromUpstreamTree(t *testing.T) {
 		}
 		header := http.Header{"Content-Type": {"application/octet-stream"},
 			"Content-Range": {fmt.Sprintf("%d-%d", len(pending), len(pending)+1023)}}
-		resp, body = do(t, http.DefaultClient, http.MethodPatch, onRegistry(t, location, reg), header, randomBytes(1024, 46))
+		resp, body = do(t, http.DefaultClient, http.MethodPatch, onRegistry(t, location, reg), header, testenv.RandomBytes(1024, 46))
 		expectStaleUploadRefused(t, resp, body)
 	}
 	dgst := digest.FromBytes(pending)
@@ -155,7 +153,7 @@ func TestMigrateFromUpstreamTree(t *testing.T) {
 	finishUpload(t, restart, dgst, pending)
 	fetchBlob(t, reg, "team/app", dgst, len(pending))
 	// Pushing after the migration works like before it.
-	push(t, reg.ref(t, "team/app:v3"), newImage(t, 47, 6*mib))
+	push(t, reg.Ref(t, "team/app:v3"), registrytest.NewImage(t, 47, 6*mib))
 }
 
 // expectStaleUploadRefused checks the answer the registry gives for an upload it
@@ -189,35 +187,12 @@ func countBlobs(t *testing.T, img v1.Image, blobs map[v1.Hash]bool) {
 // startFilesystemRegistry starts an upstream registry on the filesystem
 // driver, with the HTTP secret the registry-cos instances use (an operator
 // keeps it across the migration).
-func startFilesystemRegistry(t *testing.T, dir string) *testRegistry {
+func startFilesystemRegistry(t *testing.T, dir string) *registrytest.Registry {
 	t.Helper()
-	config, err := configuration.Parse(strings.NewReader(fmt.Sprintf(`version: 0.1
-log:
-  level: warn
-  accesslog:
-    disabled: true
-http:
-  secret: %q
-storage:
-  filesystem:
-    rootdirectory: %q
-  delete:
-    enabled: true
-  maintenance:
-    uploadpurging:
-      enabled: false
-`, testHTTPSecret, filepath.Join(dir, migrationRoot))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	app, err := newApp(context.Background(), config)
-	if err != nil {
-		t.Fatalf("starting the filesystem registry: %v", err)
-	}
-	server := httptest.NewServer(app)
-	reg := &testRegistry{URL: server.URL, Host: strings.TrimPrefix(server.URL, "http://"), server: server, app: app}
-	t.Cleanup(reg.Close)
-	return reg
+	return serveConfig(t, registrytest.Config(t, registrytest.Options{
+		Driver:     "filesystem",
+		Parameters: map[string]any{"rootdirectory": filepath.Join(dir, migrationRoot)},
+	}))
 }
 
 // copyTreeToCOS puts every file under dir into the emulator's bucket at the
@@ -226,15 +201,9 @@ storage:
 // an object: an open multipart upload at that key with the bytes as a part.
 func copyTreeToCOS(t *testing.T, dir string, emulator *costest.Server) (files int, size int64, openUploads int) {
 	t.Helper()
-	u, err := url.Parse(emulator.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := cossdk.NewClient(&cossdk.BaseURL{BucketURL: u}, &http.Client{
-		Transport: &cossdk.AuthorizationTransport{SecretID: emulator.SecretID, SecretKey: emulator.SecretKey},
-	})
+	client := testenv.SDKClient(t, emulator)
 	ctx := testContext(t)
-	err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}

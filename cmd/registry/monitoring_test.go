@@ -1,9 +1,7 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
-	"net/http/httptest"
 	"os"
 	"regexp"
 	"strings"
@@ -14,6 +12,8 @@ import (
 	"go.yaml.in/yaml/v2"
 
 	"github.com/registry-cos/cos/costest"
+	"github.com/registry-cos/cos/internal/testenv"
+	"github.com/registry-cos/cos/internal/testenv/registrytest"
 )
 
 // The monitoring files operators load; every metric they name must be one
@@ -30,22 +30,16 @@ const (
 // the request-duration histogram counts exactly the requests the request
 // counter counts, operation by operation.
 func TestMonitoringFilesNameEmittedMetrics(t *testing.T) {
-	emulator := startEmulatorWith(t, costest.Options{Faults: costest.Faults{ErrorRate: 0.2}, Seed: 14})
+	emulator := testenv.StartEmulator(t, costest.Options{Faults: costest.Faults{ErrorRate: 0.2}, Seed: 14})
 	config, err := configuration.Parse(strings.NewReader(registryConfigYAML(emulator, registryOptions{})))
 	if err != nil {
 		t.Fatal(err)
 	}
 	config.HTTP.Debug.Prometheus.Enabled = true
-	app, err := newApp(context.Background(), config)
-	if err != nil {
-		t.Fatalf("starting the registry: %v", err)
-	}
-	server := httptest.NewServer(app)
-	t.Cleanup(func() { server.Close(); _ = app.Shutdown() })
-	reg := &testRegistry{URL: server.URL, Host: strings.TrimPrefix(server.URL, "http://")}
-	img := newImage(t, 14, 6*mib, 1000)
-	push(t, reg.ref(t, "monitoring/app:v1"), img)
-	pullAndVerifyImage(t, reg.ref(t, "monitoring/app:v1"), img)
+	reg := serveConfig(t, config)
+	img := registrytest.NewImage(t, 14, 6*mib, 1000)
+	push(t, reg.Ref(t, "monitoring/app:v1"), img)
+	pullAndVerifyImage(t, reg.Ref(t, "monitoring/app:v1"), img)
 
 	emitted := gatheredMetricNames(t)
 	for _, want := range []string{"registry_cos_request_duration_seconds", "registry_cos_retries_total", "registry_http_requests_total"} {
