@@ -139,7 +139,7 @@ func TestCompleteErrorRateFlag(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := testenv.StartEmulator(t, cfg.options)
-	c := testenv.SDKClient(t, srv)
+	c := srv.Client()
 	ctx := context.Background()
 	if _, err := c.Object.Put(ctx, "src", strings.NewReader("data"), nil); err != nil {
 		t.Fatal(err)

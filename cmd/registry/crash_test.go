@@ -118,11 +118,11 @@ func uploadOffset(t *testing.T, location string) int {
 }
 
 // openMultipartUploads lists the multipart uploads open in the emulator's
-// bucket, through an SDK client, as "key (upload ID)".
+// bucket, through the emulator's SDK client, as "key (upload ID)".
 func openMultipartUploads(t *testing.T, emulator *costest.Server) []string {
 	t.Helper()
 	ctx := context.Background()
-	client := testenv.SDKClient(t, emulator)
+	client := emulator.Client()
 	var open []string
 	opts := &cossdk.ObjectListUploadsOptions{MaxUploads: 1000}
 	for {

@@ -201,7 +201,7 @@ func startFilesystemRegistry(t *testing.T, dir string) *registrytest.Registry {
 // an object: an open multipart upload at that key with the bytes as a part.
 func copyTreeToCOS(t *testing.T, dir string, emulator *costest.Server) (files int, size int64, openUploads int) {
 	t.Helper()
-	client := testenv.SDKClient(t, emulator)
+	client := emulator.Client()
 	ctx := testContext(t)
 	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {

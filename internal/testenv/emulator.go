@@ -1,11 +1,7 @@
 package testenv
 
 import (
-	"net/http"
-	"net/url"
 	"testing"
-
-	cossdk "github.com/tencentyun/cos-go-sdk-v5"
 
 	"github.com/registry-cos/cos/costest"
 )
@@ -36,17 +32,4 @@ func DriverParameters(srv *costest.Server) map[string]any {
 		"region":    srv.Region,
 		"endpoint":  srv.URL,
 	}
-}
-
-// SDKClient is a COS SDK client for srv's bucket, signing with its first
-// credential, for tests that look at the bucket past the driver.
-func SDKClient(tb testing.TB, srv *costest.Server) *cossdk.Client {
-	tb.Helper()
-	u, err := url.Parse(srv.URL)
-	if err != nil {
-		tb.Fatalf("emulator URL %q: %v", srv.URL, err)
-	}
-	return cossdk.NewClient(&cossdk.BaseURL{BucketURL: u}, &http.Client{
-		Transport: &cossdk.AuthorizationTransport{SecretID: srv.SecretID, SecretKey: srv.SecretKey},
-	})
 }
