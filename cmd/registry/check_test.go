@@ -1,9 +1,13 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net"
+	"net/http"
+	"net/url"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -12,6 +16,7 @@ import (
 
 	"github.com/registry-cos/cos/check"
 	"github.com/registry-cos/cos/costest"
+	cossdk "github.com/tencentyun/cos-go-sdk-v5"
 )
 
 // runCheckBinary runs `registry-cos check args...` and returns its output
@@ -131,5 +136,70 @@ func TestCheckBadConfiguration(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if code != 1 || len(lines) != 1 || !strings.HasPrefix(lines[0], "FAIL configuration") {
 		t.Fatalf("check without a configuration: exit %d, want 1 and one FAIL line:\n%s", code, out)
+	}
+}
+
+// TestCheckInterruptedCleansUp: Ctrl-C in the middle of `registry-cos
+// check` (while it writes the paging keys) still removes everything it
+// wrote, and the report says it was interrupted (exit 1). The secret key
+// comes from REGISTRY_STORAGE_COS_SECRETKEY alone, as serve reads it.
+func TestCheckInterruptedCleansUp(t *testing.T) {
+	srv, err := costest.NewServer(costest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	config := writeFile(t, "config.yml", `version: 0.1
+storage:
+  cos:
+    secretid: `+srv.SecretID+`
+    bucket: `+srv.Bucket+`
+    region: `+srv.Region+`
+    endpoint: `+srv.URL+`
+    rootdirectory: /registry
+`)
+	cmd := exec.Command(registryBinary(t), "check", config)
+	cmd.Env = append(os.Environ(), "REGISTRY_STORAGE_COS_SECRETKEY="+srv.SecretKey)
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	for srv.Stats().Count("PutObject") <= 100 {
+		select {
+		case err := <-exited:
+			t.Fatalf("check ended (%v) before it wrote 100 paging keys:\n%s", err, out)
+		case <-time.After(time.Millisecond):
+		}
+	}
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	err = <-exited
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("interrupted check: %v, want exit 1:\n%s", err, out)
+	}
+	report := out.String()
+	if !strings.Contains(report, "\nFAIL interrupted: ") || !strings.Contains(report, "\nok   cleanup: ") {
+		t.Fatalf("interrupted check did not report cleanup and the interruption:\n%s", report)
+	}
+	if strings.Contains(report, srv.SecretKey) {
+		t.Fatalf("check printed the secret key:\n%s", report)
+	}
+	ctx := context.Background()
+	u, _ := url.Parse(srv.URL)
+	c := cossdk.NewClient(&cossdk.BaseURL{BucketURL: u}, &http.Client{
+		Transport: &cossdk.AuthorizationTransport{SecretID: srv.SecretID, SecretKey: srv.SecretKey},
+	})
+	left, _, err := c.Bucket.Get(ctx, nil)
+	if err != nil || len(left.Contents) != 0 {
+		t.Fatalf("after the interrupted check: %v, %d keys left", err, len(left.Contents))
+	}
+	uploads, _, err := c.Object.ListUploads(ctx, nil)
+	if err != nil || len(uploads.Upload) != 0 {
+		t.Fatalf("after the interrupted check: %v, %d uploads left", err, len(uploads.Upload))
 	}
 }
