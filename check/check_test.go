@@ -87,6 +87,10 @@ func TestProbeNoticesMisbehaviour(t *testing.T) {
 			checks: map[string]check.Status{"copy with metadata": check.Fail, "permission PutObjectCopy": check.Fail}, action: "name/cos:PutObjectCopy"},
 		{name: "missing lifecycle rule", opts: costest.Options{},
 			checks: map[string]check.Status{"lifecycle": check.Warn}},
+		{name: "lifecycle rule on another prefix", opts: costest.Options{BucketConfig: costest.BucketConfig{AbortIncompleteUploadDays: 7, LifecyclePrefix: "logs/"}},
+			checks: map[string]check.Status{"lifecycle": check.Warn}},
+		{name: "lifecycle rule on the root", opts: costest.Options{BucketConfig: costest.BucketConfig{AbortIncompleteUploadDays: 7, LifecyclePrefix: "registry/"}},
+			checks: map[string]check.Status{"lifecycle": check.OK}},
 		{name: "versioning on", opts: costest.Options{BucketConfig: costest.BucketConfig{Versioning: "Enabled"}},
 			checks: map[string]check.Status{"versioning": check.Warn}},
 	}
@@ -251,4 +255,21 @@ func TestProbeReportsLeftUploads(t *testing.T) {
 	res := find(t, r, "cleanup")
 	require.Equal(t, check.Fail, res.Status, lines(r))
 	require.Contains(t, res.Got, "multipart uploads still listed")
+}
+
+// TestProbeAcceleration: with accelerate set, a bucket without global
+// acceleration FAILs the acceleration check, and one with it passes.
+func TestProbeAcceleration(t *testing.T) {
+	for _, enabled := range []bool{false, true} {
+		_, d, p := emulator(t, costest.Options{BucketConfig: costest.BucketConfig{Accelerate: enabled}})
+		// The emulator is reached by endpoint, which excludes accelerate in
+		// New; the probe reads the setting from the parameters it is given.
+		p.Accelerate = true
+		r := check.Run(context.Background(), d, p, check.Options{})
+		want := check.Fail
+		if enabled {
+			want = check.OK
+		}
+		require.Equal(t, want, find(t, r, "acceleration").Status, "acceleration enabled %v:\n%s", enabled, lines(r))
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/url"
@@ -11,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -76,38 +78,10 @@ func TestCheckAgainstDev(t *testing.T) {
 // emulator, as text and as JSON, and against a bucket that does not exist
 // (one FAIL line, exit 1).
 func TestCheckAgainstCosEmulator(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "cos-emulator")
-	if out, err := exec.Command("go", "build", "-o", bin, "../cos-emulator").CombinedOutput(); err != nil {
-		t.Fatalf("building cos-emulator: %v\n%s", err, out)
-	}
+	bin := buildCosEmulator(t)
 	addr := freeAddr(t)
-	emulator := exec.Command(bin, "-addr", addr, "-lifecycle-abort-days", "3")
-	if err := emulator.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = emulator.Process.Kill(); _ = emulator.Wait() }()
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("cos-emulator did not start listening")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	config := func(bucket string) string {
-		return writeFile(t, "config.yml", `version: 0.1
-storage:
-  cos:
-    secretid: `+costest.DefaultSecretID+`
-    secretkey: `+costest.DefaultSecretKey+`
-    bucket: `+bucket+`
-    region: `+costest.DefaultRegion+`
-    endpoint: http://`+addr+`
-    rootdirectory: /registry
-`)
-	}
+	startCosEmulator(t, bin, addr, "-lifecycle-abort-days", "3")
+	config := func(bucket string) string { return cosEmulatorConfig(t, addr, bucket) }
 	out, code := runCheckBinary(t, config(costest.DefaultBucket))
 	if code != 0 {
 		t.Fatalf("check exited %d:\n%s", code, out)
@@ -201,5 +175,94 @@ storage:
 	uploads, _, err := c.Object.ListUploads(ctx, nil)
 	if err != nil || len(uploads.Upload) != 0 {
 		t.Fatalf("after the interrupted check: %v, %d uploads left", err, len(uploads.Upload))
+	}
+}
+
+var (
+	cosEmulatorOnce sync.Once
+	cosEmulatorPath string
+	cosEmulatorErr  error
+)
+
+// buildCosEmulator builds the cos-emulator binary once per test run, next
+// to the registry-cos binary (removed with it).
+func buildCosEmulator(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Dir(registryBinary(t))
+	cosEmulatorOnce.Do(func() {
+		cosEmulatorPath = filepath.Join(dir, "cos-emulator")
+		if out, err := exec.Command("go", "build", "-o", cosEmulatorPath, "../cos-emulator").CombinedOutput(); err != nil {
+			cosEmulatorErr = fmt.Errorf("%v\n%s", err, out)
+		}
+	})
+	if cosEmulatorErr != nil {
+		t.Fatalf("building cos-emulator: %v", cosEmulatorErr)
+	}
+	return cosEmulatorPath
+}
+
+// startCosEmulator runs bin on addr with flags until the test ends.
+func startCosEmulator(t *testing.T, bin, addr string, flags ...string) {
+	t.Helper()
+	emulator := exec.Command(bin, append([]string{"-addr", addr}, flags...)...)
+	if err := emulator.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = emulator.Process.Kill(); _ = emulator.Wait() })
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("cos-emulator did not start listening")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// cosEmulatorConfig is a registry configuration for the cos-emulator at addr.
+func cosEmulatorConfig(t *testing.T, addr, bucket string) string {
+	return writeFile(t, "config.yml", `version: 0.1
+storage:
+  cos:
+    secretid: `+costest.DefaultSecretID+`
+    secretkey: `+costest.DefaultSecretKey+`
+    bucket: `+bucket+`
+    region: `+costest.DefaultRegion+`
+    endpoint: http://`+addr+`
+    rootdirectory: /registry
+`)
+}
+
+// TestCheckAgainstMisbehavingCosEmulator: cos-emulator's misbehavior flags
+// make the matching checks FAIL (exit 1): -omit-crc64 the CRC64 checks,
+// -unordered-listing the listing order, -deny CopyObject the copy and its
+// permission (naming the CAM action), a lifecycle rule on another prefix
+// a lifecycle warning.
+func TestCheckAgainstMisbehavingCosEmulator(t *testing.T) {
+	bin := buildCosEmulator(t)
+	addr := freeAddr(t)
+	startCosEmulator(t, bin, addr, "-omit-crc64", "-unordered-listing", "-deny", "CopyObject",
+		"-lifecycle-abort-days", "3", "-lifecycle-prefix", "logs/")
+	out, code := runCheckBinary(t, cosEmulatorConfig(t, addr, costest.DefaultBucket))
+	if code != 1 {
+		t.Fatalf("check of a misbehaving emulator exited %d, want 1:\n%s", code, out)
+	}
+	for _, want := range []string{
+		"\nFAIL PUT CRC64: expected x-cos-hash-crc64ecma ",
+		"\nFAIL Complete CRC64: ",
+		"\nFAIL listing order: expected byte order a-b a.b a/c a0; COS answered a0 a/c a.b a-b",
+		"\nFAIL copy with metadata: expected PUT Object - Copy 200; COS answered 403 AccessDenied",
+		"\nFAIL permission PutObjectCopy: expected allowed; COS answered 403 AccessDenied; allow name/cos:PutObjectCopy in the CAM policy",
+		"\nwarn lifecycle: expected a rule that aborts incomplete multipart uploads; COS answered 1 rules, none aborting uploads under the root",
+		"\nok   cleanup: ",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("check output lacks %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Log(out)
 	}
 }
