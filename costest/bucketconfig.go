@@ -54,13 +54,13 @@ type Misbehavior struct {
 }
 
 // Operations are the operation names Stats counts and Misbehavior.Deny
-// takes.
+// takes (a new operation constant belongs here too).
 func Operations() []string {
 	return []string{
 		opHeadBucket, opPutBucket, opListObjects, opPutObject, opGetObject, opHeadObject,
 		opDeleteObject, opDeleteMultipleObjects, opInitiateMultipartUpload, opUploadPart,
 		opUploadPartCopy, opCompleteMultipartUpload, opAbortMultipartUpload, opListMultipartUploads,
-		opListParts, opCopyObject, opAppendObject,
+		opListParts, opCopyObject, opAppendObject, opGetService,
 		opGetBucketVersioning, opGetBucketLifecycle, opGetBucketAccelerate,
 		opPutBucketVersioning, opPutBucketLifecycle, opPutBucketAccelerate, opDeleteBucketLifecycle,
 	}
