@@ -130,19 +130,21 @@ func (pr *prober) leftovers(ctx context.Context) {
 // cleanup removes everything the run wrote, even after a cancelled context.
 func (pr *prober) cleanup(ctx context.Context) {
 	ctx = context.WithoutCancel(ctx)
-	left, err := pr.removeScratch(ctx)
+	keys, uploads, err := pr.removeScratch(ctx)
 	if err != nil {
 		pr.failed("cleanup", "everything under "+pr.scratch+" removed", err)
 		return
 	}
-	if left > 0 {
-		pr.fail("cleanup", "nothing left under "+pr.scratch, fmt.Sprintf("%d keys still listed", left))
+	if keys > 0 || uploads > 0 {
+		pr.fail("cleanup", "nothing left under "+pr.scratch, fmt.Sprintf("%d keys and %d multipart uploads still listed", keys, uploads))
 		return
 	}
 	pr.ok("cleanup", "removed everything under "+pr.scratch)
 }
 
-func (pr *prober) removeScratch(ctx context.Context) (int, error) {
+// removeScratch aborts the uploads and deletes the keys under the scratch
+// prefix, and says how many of each are still listed afterwards.
+func (pr *prober) removeScratch(ctx context.Context) (keys, uploads int, err error) {
 	opt := &cossdk.ObjectListUploadsOptions{Prefix: pr.scratch, MaxUploads: 1000}
 	if res, _, err := pr.c.Object.ListUploads(ctx, opt); err == nil {
 		for _, u := range res.Upload {
@@ -152,24 +154,28 @@ func (pr *prober) removeScratch(ctx context.Context) (int, error) {
 	for range 20 { // 1000 keys a batch; the probe writes about 1020
 		res, _, err := pr.c.Bucket.Get(ctx, &cossdk.BucketGetOptions{Prefix: pr.scratch, MaxKeys: 1000})
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		if len(res.Contents) == 0 {
-			return 0, nil
+			break
 		}
 		var objects []cossdk.Object
 		for _, o := range res.Contents {
 			objects = append(objects, cossdk.Object{Key: o.Key})
 		}
 		if _, _, err := pr.c.Object.DeleteMulti(ctx, &cossdk.ObjectDeleteMultiOptions{Quiet: true, Objects: objects}); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 	}
 	res, _, err := pr.c.Bucket.Get(ctx, &cossdk.BucketGetOptions{Prefix: pr.scratch, MaxKeys: 1000})
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	return len(res.Contents), nil
+	left, _, err := pr.c.Object.ListUploads(ctx, opt)
+	if err != nil {
+		return 0, 0, err
+	}
+	return len(res.Contents), len(left.Upload), nil
 }
 
 // permissions reports each CAM action the driver needs: allowed, denied,

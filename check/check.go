@@ -133,9 +133,17 @@ func Run(ctx context.Context, d *cos.Driver, p cos.Parameters, opts Options) Rep
 		return pr.report()
 	}
 	pr.behaviour(ctx)
-	pr.bucketConfiguration(ctx)
-	pr.leftovers(ctx)
+	if ctx.Err() == nil {
+		pr.bucketConfiguration(ctx)
+		pr.leftovers(ctx)
+	}
 	pr.cleanup(ctx)
+	if err := ctx.Err(); err != nil {
+		// The checks after the interruption did not run; say so rather
+		// than report them as not tried.
+		pr.fail("interrupted", "a complete run", err.Error()+": the checks after it did not run")
+		return pr.report()
+	}
 	pr.permissions()
 	return pr.report()
 }

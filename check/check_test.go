@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/registry-cos/cos/check"
 	"github.com/registry-cos/cos/costest"
 	"github.com/registry-cos/cos/internal/testenv"
+	cossdk "github.com/tencentyun/cos-go-sdk-v5"
 )
 
 // emulator starts an emulator and a driver on it, rooted at /registry.
@@ -85,6 +87,10 @@ func TestProbeNoticesMisbehaviour(t *testing.T) {
 			checks: map[string]check.Status{"copy with metadata": check.Fail, "permission PutObjectCopy": check.Fail}, action: "name/cos:PutObjectCopy"},
 		{name: "missing lifecycle rule", opts: costest.Options{},
 			checks: map[string]check.Status{"lifecycle": check.Warn}},
+		{name: "lifecycle rule on another prefix", opts: costest.Options{BucketConfig: costest.BucketConfig{AbortIncompleteUploadDays: 7, LifecyclePrefix: "logs/"}},
+			checks: map[string]check.Status{"lifecycle": check.Warn}},
+		{name: "lifecycle rule on the root", opts: costest.Options{BucketConfig: costest.BucketConfig{AbortIncompleteUploadDays: 7, LifecyclePrefix: "registry/"}},
+			checks: map[string]check.Status{"lifecycle": check.OK}},
 		{name: "versioning on", opts: costest.Options{BucketConfig: costest.BucketConfig{Versioning: "Enabled"}},
 			checks: map[string]check.Status{"versioning": check.Warn}},
 	}
@@ -157,4 +163,113 @@ func TestMinimalPolicyIsWhatCheckTries(t *testing.T) {
 		listed = append(listed, m[1])
 	}
 	require.ElementsMatch(t, check.DriverActions, listed)
+}
+
+// emulatorOperation is the costest operation behind each CAM action.
+var emulatorOperation = map[string]string{
+	"name/cos:HeadBucket":              "HeadBucket",
+	"name/cos:GetBucket":               "ListObjects",
+	"name/cos:ListMultipartUploads":    "ListMultipartUploads",
+	"name/cos:PutObject":               "PutObject",
+	"name/cos:PutObjectCopy":           "CopyObject",
+	"name/cos:GetObject":               "GetObject",
+	"name/cos:HeadObject":              "HeadObject",
+	"name/cos:DeleteObject":            "DeleteObject",
+	"name/cos:DeleteMultipleObjects":   "DeleteMultipleObjects",
+	"name/cos:InitiateMultipartUpload": "InitiateMultipartUpload",
+	"name/cos:UploadPart":              "UploadPart",
+	"name/cos:UploadPartCopy":          "UploadPartCopy",
+	"name/cos:CompleteMultipartUpload": "CompleteMultipartUpload",
+	"name/cos:AbortMultipartUpload":    "AbortMultipartUpload",
+}
+
+// TestProbeNamesEachDeniedAction: denying any one operation the driver
+// needs FAILs the run with that operation's CAM action, and with no other.
+func TestProbeNamesEachDeniedAction(t *testing.T) {
+	require.Len(t, emulatorOperation, len(check.DriverActions))
+	for _, action := range check.DriverActions {
+		t.Run(action, func(t *testing.T) {
+			op, known := emulatorOperation[action]
+			require.True(t, known, "no emulator operation for %s", action)
+			srv, d, p := emulator(t, costest.Options{BucketConfig: costest.BucketConfig{AbortIncompleteUploadDays: 7}})
+			// Deny after New: New's own HEAD Bucket must pass to get a driver.
+			srv.SetMisbehavior(costest.Misbehavior{Deny: []string{op}})
+			r := check.Run(context.Background(), d, p, check.Options{})
+			require.True(t, r.Failed(), lines(r))
+			var named []string
+			for _, res := range r.Results {
+				if res.Action != "" && res.Status == check.Fail {
+					named = append(named, res.Action)
+				}
+				if strings.HasPrefix(res.Name, "permission ") && res.Action != action {
+					require.NotEqual(t, check.Fail, res.Status, "only %s was denied:\n%s", action, lines(r))
+				}
+			}
+			require.Contains(t, named, action, lines(r))
+			require.Contains(t, lines(r), "allow "+action+" in the CAM policy")
+		})
+	}
+}
+
+// TestProbeCleansUpWhenCancelled: a run cancelled half-way through (while
+// it writes the 1001 paging keys) still removes every key and upload it
+// wrote, and says it was interrupted.
+func TestProbeCleansUpWhenCancelled(t *testing.T) {
+	srv, d, p := emulator(t, costest.Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan check.Report)
+	go func() { done <- check.Run(ctx, d, p, check.Options{}) }()
+	var r check.Report
+wait:
+	for {
+		select {
+		case r = <-done:
+			t.Fatalf("the run ended before it wrote 100 paging keys:\n%s", lines(r))
+		default:
+		}
+		if srv.Stats().Count("PutObject") > 100 {
+			cancel()
+			r = <-done
+			break wait
+		}
+		time.Sleep(time.Millisecond)
+	}
+	require.Equal(t, check.Fail, find(t, r, "interrupted").Status, lines(r))
+	require.Equal(t, check.OK, find(t, r, "cleanup").Status, lines(r))
+	bg := context.Background()
+	left, _, err := d.Client().Bucket.Get(bg, &cossdk.BucketGetOptions{Prefix: "registry/"})
+	require.NoError(t, err)
+	require.Empty(t, left.Contents, "the cancelled probe left keys behind")
+	uploads, _, err := d.Client().Object.ListUploads(bg, nil)
+	require.NoError(t, err)
+	require.Empty(t, uploads.Upload, "the cancelled probe left uploads behind")
+}
+
+// TestProbeReportsLeftUploads: when uploads cannot be aborted, cleanup
+// says so instead of reporting a clean bucket.
+func TestProbeReportsLeftUploads(t *testing.T) {
+	srv, d, p := emulator(t, costest.Options{})
+	srv.SetMisbehavior(costest.Misbehavior{Deny: []string{"AbortMultipartUpload"}})
+	r := check.Run(context.Background(), d, p, check.Options{})
+	res := find(t, r, "cleanup")
+	require.Equal(t, check.Fail, res.Status, lines(r))
+	require.Contains(t, res.Got, "multipart uploads still listed")
+}
+
+// TestProbeAcceleration: with accelerate set, a bucket without global
+// acceleration FAILs the acceleration check, and one with it passes.
+func TestProbeAcceleration(t *testing.T) {
+	for _, enabled := range []bool{false, true} {
+		_, d, p := emulator(t, costest.Options{BucketConfig: costest.BucketConfig{Accelerate: enabled}})
+		// The emulator is reached by endpoint, which excludes accelerate in
+		// New; the probe reads the setting from the parameters it is given.
+		p.Accelerate = true
+		r := check.Run(context.Background(), d, p, check.Options{})
+		want := check.Fail
+		if enabled {
+			want = check.OK
+		}
+		require.Equal(t, want, find(t, r, "acceleration").Status, "acceleration enabled %v:\n%s", enabled, lines(r))
+	}
 }

@@ -102,6 +102,9 @@ func (pr *prober) reachable() bool {
 	_, err := pr.call("name/cos:HeadBucket", func() (*cossdk.Response, error) { return pr.c.Bucket.Head(context.Background()) })
 	if err != nil {
 		pr.failed("bucket reachable", "HEAD Bucket 200", err)
+		if accessDenied(err) {
+			pr.results[len(pr.results)-1].Action = "name/cos:HeadBucket"
+		}
 		return false
 	}
 	pr.ok("bucket reachable", "HEAD Bucket 200")

@@ -14,11 +14,15 @@ import (
 // COS answers a bucket without lifecycle rules with 404
 // NoSuchLifecycleConfiguration (the GET Bucket lifecycle API page).
 
-// Operation names of the bucket-configuration reads.
+// Operation names of the bucket-configuration reads and writes.
 const (
-	opGetBucketVersioning = "GetBucketVersioning"
-	opGetBucketLifecycle  = "GetBucketLifecycle"
-	opGetBucketAccelerate = "GetBucketAccelerate"
+	opGetBucketVersioning   = "GetBucketVersioning"
+	opGetBucketLifecycle    = "GetBucketLifecycle"
+	opGetBucketAccelerate   = "GetBucketAccelerate"
+	opPutBucketVersioning   = "PutBucketVersioning"
+	opPutBucketLifecycle    = "PutBucketLifecycle"
+	opPutBucketAccelerate   = "PutBucketAccelerate"
+	opDeleteBucketLifecycle = "DeleteBucketLifecycle"
 )
 
 // BucketConfig is the configuration the emulator reports for its buckets.
@@ -29,6 +33,9 @@ type BucketConfig struct {
 	// AbortIncompleteUploadDays, when positive, adds a lifecycle rule
 	// that aborts multipart uploads that many days after they started.
 	AbortIncompleteUploadDays int
+	// LifecyclePrefix is the key prefix the lifecycle rule applies to;
+	// "" is the whole bucket.
+	LifecyclePrefix string
 	// Accelerate reports global acceleration as enabled.
 	Accelerate bool
 }
@@ -44,6 +51,19 @@ type Misbehavior struct {
 	// Deny answers these operations (names as in Stats, such as
 	// "CopyObject") 403 AccessDenied, as a CAM policy without the action would.
 	Deny []string
+}
+
+// Operations are the operation names Stats counts and Misbehavior.Deny
+// takes (a new operation constant belongs here too).
+func Operations() []string {
+	return []string{
+		opHeadBucket, opPutBucket, opListObjects, opPutObject, opGetObject, opHeadObject,
+		opDeleteObject, opDeleteMultipleObjects, opInitiateMultipartUpload, opUploadPart,
+		opUploadPartCopy, opCompleteMultipartUpload, opAbortMultipartUpload, opListMultipartUploads,
+		opListParts, opCopyObject, opAppendObject, opGetService,
+		opGetBucketVersioning, opGetBucketLifecycle, opGetBucketAccelerate,
+		opPutBucketVersioning, opPutBucketLifecycle, opPutBucketAccelerate, opDeleteBucketLifecycle,
+	}
 }
 
 // bucketSettings holds the bucket configuration and misbehavior.
@@ -67,6 +87,10 @@ func (h *Handler) SetMisbehavior(m Misbehavior) {
 	h.settings.misbehavior = m
 }
 
+// CurrentBucketConfig returns the bucket configuration now reported, after
+// any PUT Bucket versioning, lifecycle or accelerate.
+func (h *Handler) CurrentBucketConfig() BucketConfig { return h.bucketConfig() }
+
 func (h *Handler) bucketConfig() BucketConfig {
 	h.settings.mu.Lock()
 	defer h.settings.mu.Unlock()
@@ -79,19 +103,29 @@ func (h *Handler) misbehavior() Misbehavior {
 	return h.settings.misbehavior
 }
 
-// bucketConfigOperation names a bucket-configuration read, or "".
+// bucketConfigOperation names a bucket-configuration read or write, or "".
 func bucketConfigOperation(r *http.Request) string {
-	if r.Method != http.MethodGet || (r.URL.Path != "/" && r.URL.Path != "") {
+	if r.URL.Path != "/" && r.URL.Path != "" {
 		return ""
 	}
 	q := r.URL.Query()
-	switch {
-	case q.Has("versioning"):
-		return opGetBucketVersioning
-	case q.Has("lifecycle"):
-		return opGetBucketLifecycle
-	case q.Has("accelerate"):
-		return opGetBucketAccelerate
+	ops := map[string][3]string{ // GET, PUT, DELETE
+		"versioning": {opGetBucketVersioning, opPutBucketVersioning, ""},
+		"lifecycle":  {opGetBucketLifecycle, opPutBucketLifecycle, opDeleteBucketLifecycle},
+		"accelerate": {opGetBucketAccelerate, opPutBucketAccelerate, ""},
+	}
+	for name, byMethod := range ops {
+		if !q.Has(name) {
+			continue
+		}
+		switch r.Method {
+		case http.MethodGet:
+			return byMethod[0]
+		case http.MethodPut:
+			return byMethod[1]
+		case http.MethodDelete:
+			return byMethod[2]
+		}
 	}
 	return ""
 }
@@ -106,10 +140,20 @@ func (h *Handler) denied(op string) *cosError {
 	return nil
 }
 
-// serveBucketConfig answers a bucket-configuration read.
+// serveBucketConfig answers a bucket-configuration read or write.
 func (q *request) serveBucketConfig() error {
 	c := q.h.bucketConfig()
 	switch q.op {
+	case opPutBucketVersioning, opPutBucketLifecycle, opPutBucketAccelerate, opDeleteBucketLifecycle:
+		if err := q.putBucketConfig(&c); err != nil {
+			return err
+		}
+		q.h.SetBucketConfig(c)
+		if q.op == opDeleteBucketLifecycle {
+			q.w.WriteHeader(http.StatusNoContent)
+		} else {
+			q.writeBody(http.StatusOK, nil)
+		}
 	case opGetBucketVersioning:
 		q.writeXML(struct {
 			XMLName xml.Name `xml:"VersioningConfiguration"`
@@ -143,8 +187,71 @@ func (q *request) serveBucketConfig() error {
 		q.writeXML(struct {
 			XMLName xml.Name `xml:"LifecycleConfiguration"`
 			Rule    []rule   `xml:"Rule"`
-		}{Rule: []rule{{ID: "abort-incomplete-uploads", Status: "Enabled",
+		}{Rule: []rule{{ID: "abort-incomplete-uploads", Status: "Enabled", Filter: struct {
+			Prefix string `xml:"Prefix"`
+		}{Prefix: c.LifecyclePrefix},
 			AbortIncompleteMultipartUpload: abort{DaysAfterInitiation: c.AbortIncompleteUploadDays}}}})
+	}
+	return nil
+}
+
+// putBucketConfig applies a bucket-configuration write to c. The bodies
+// are the ones the official Go SDK sends (BucketPutVersioningOptions,
+// BucketPutLifecycleOptions, BucketPutAccelerateOptions). A lifecycle is
+// kept as its first enabled rule that aborts incomplete uploads, the one
+// thing `check` reads; other rules are accepted and forgotten.
+func (q *request) putBucketConfig(c *BucketConfig) error {
+	if q.op == opDeleteBucketLifecycle {
+		c.AbortIncompleteUploadDays, c.LifecyclePrefix = 0, ""
+		return nil
+	}
+	body, err := q.readXMLBody(false)
+	if err != nil {
+		return err
+	}
+	enabledOrSuspended := func(status string) bool { return status == "Enabled" || status == "Suspended" }
+	switch q.op {
+	case opPutBucketVersioning, opPutBucketAccelerate:
+		root := "VersioningConfiguration"
+		if q.op == opPutBucketAccelerate {
+			root = "AccelerateConfiguration"
+		}
+		var doc struct {
+			Status string `xml:"Status"`
+		}
+		if err := decodeXMLDocument(body, root, &doc); err != nil || !enabledOrSuspended(doc.Status) {
+			return errMalformedXML()
+		}
+		if q.op == opPutBucketVersioning {
+			c.Versioning = doc.Status
+		} else {
+			c.Accelerate = doc.Status == "Enabled"
+		}
+	case opPutBucketLifecycle:
+		var doc struct {
+			Rules []struct {
+				Status string `xml:"Status"`
+				Filter struct {
+					Prefix string `xml:"Prefix"`
+				} `xml:"Filter"`
+				Abort *struct {
+					Days int `xml:"DaysAfterInitiation"`
+				} `xml:"AbortIncompleteMultipartUpload"`
+			} `xml:"Rule"`
+		}
+		if err := decodeXMLDocument(body, "LifecycleConfiguration", &doc); err != nil || len(doc.Rules) == 0 {
+			return errMalformedXML()
+		}
+		c.AbortIncompleteUploadDays, c.LifecyclePrefix = 0, ""
+		for _, r := range doc.Rules {
+			if !enabledOrSuspended(r.Status) {
+				return errMalformedXML()
+			}
+			if r.Status == "Enabled" && r.Abort != nil && r.Abort.Days > 0 {
+				c.AbortIncompleteUploadDays, c.LifecyclePrefix = r.Abort.Days, r.Filter.Prefix
+				break
+			}
+		}
 	}
 	return nil
 }

@@ -247,7 +247,8 @@ func (h *Handler) serve(q *request) error {
 		return q.copyObject()
 	case opAppendObject:
 		return q.appendObject()
-	case opGetBucketVersioning, opGetBucketLifecycle, opGetBucketAccelerate:
+	case opGetBucketVersioning, opGetBucketLifecycle, opGetBucketAccelerate,
+		opPutBucketVersioning, opPutBucketLifecycle, opPutBucketAccelerate, opDeleteBucketLifecycle:
 		return q.serveBucketConfig()
 	}
 	if q.r.Method == http.MethodGet || q.r.Method == http.MethodPut || q.r.Method == http.MethodPost ||

@@ -28,6 +28,8 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -82,6 +84,17 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&o.BucketConfig.Versioning, "versioning", "", "versioning `status` reported by GET Bucket versioning: Enabled, Suspended or empty")
 	fs.IntVar(&o.BucketConfig.AbortIncompleteUploadDays, "lifecycle-abort-days", 0, "report a lifecycle rule aborting incomplete multipart uploads after `days`; 0 = no lifecycle rule")
 	fs.BoolVar(&o.BucketConfig.Accelerate, "accelerate", false, "report global acceleration as enabled")
+	fs.StringVar(&o.BucketConfig.LifecyclePrefix, "lifecycle-prefix", "", "key `prefix` of the -lifecycle-abort-days rule; empty = the whole bucket")
+	// Misbehavior, to see `registry-cos check` notice it.
+	fs.BoolVar(&o.Misbehavior.OmitCRC64, "omit-crc64", false, "misbehave: drop x-cos-hash-crc64ecma from every answer")
+	fs.BoolVar(&o.Misbehavior.UnorderedListing, "unordered-listing", false, "misbehave: list each page's objects in reverse order")
+	fs.Func("deny", "misbehave: answer `operation` (as named in /stats, such as CopyObject) 403 AccessDenied (repeatable)", func(op string) error {
+		if !slices.Contains(costest.Operations(), op) {
+			return fmt.Errorf("unknown operation %q (known: %s)", op, strings.Join(costest.Operations(), ", "))
+		}
+		o.Misbehavior.Deny = append(o.Misbehavior.Deny, op)
+		return nil
+	})
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}

@@ -60,6 +60,17 @@ func TestParseFlags(t *testing.T) {
 		{"empty secret", []string{"-secret-key", ""}, "must not be empty", nil},
 		{"stray argument", []string{"serve"}, `unexpected argument "serve"`, nil},
 		{"unknown flag", []string{"-nope"}, "flag provided but not defined", nil},
+		{"misbehavior", []string{"-omit-crc64", "-unordered-listing", "-deny", "CopyObject", "-deny", "UploadPartCopy",
+			"-lifecycle-abort-days", "2", "-lifecycle-prefix", "registry/"}, "", func(t *testing.T, c config) {
+			m, b := c.options.Misbehavior, c.options.BucketConfig
+			if !m.OmitCRC64 || !m.UnorderedListing || strings.Join(m.Deny, ",") != "CopyObject,UploadPartCopy" {
+				t.Errorf("misbehavior = %+v", m)
+			}
+			if b.AbortIncompleteUploadDays != 2 || b.LifecyclePrefix != "registry/" {
+				t.Errorf("bucket config = %+v", b)
+			}
+		}},
+		{"deny of an unknown operation", []string{"-deny", "PutObjectCopy"}, `unknown operation "PutObjectCopy" (known: HeadBucket,`, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,0 +1,107 @@
+package costest
+
+import (
+	"context"
+	"net/http"
+	"testing"
+
+	cos "github.com/tencentyun/cos-go-sdk-v5"
+)
+
+// TestBucketConfigThroughSDK: the SDK's GetVersioning, GetLifecycle and
+// GetAccelerate read what Options set, and PutVersioning, PutLifecycle,
+// PutAccelerate and DeleteLifecycle change it.
+func TestBucketConfigThroughSDK(t *testing.T) {
+	srv := startServer(t, Options{})
+	c := newClient(t, srv)
+	ctx := context.Background()
+
+	v, _, err := c.Bucket.GetVersioning(ctx)
+	if err != nil || v.Status != "" {
+		t.Fatalf("GetVersioning of a new bucket = %+v, %v; want an empty Status", v, err)
+	}
+	_, _, err = c.Bucket.GetLifecycle(ctx)
+	wantCode(t, err, "NoSuchLifecycleConfiguration", http.StatusNotFound)
+	a, _, err := c.Bucket.GetAccelerate(ctx)
+	if err != nil || a.Status != "Suspended" {
+		t.Fatalf("GetAccelerate of a new bucket = %+v, %v; want Suspended", a, err)
+	}
+
+	if _, err := c.Bucket.PutVersioning(ctx, &cos.BucketPutVersionOptions{Status: "Enabled"}); err != nil {
+		t.Fatalf("PutVersioning: %v", err)
+	}
+	if _, err := c.Bucket.PutAccelerate(ctx, &cos.BucketPutAccelerateOptions{Status: "Enabled", Type: "COS"}); err != nil {
+		t.Fatalf("PutAccelerate: %v", err)
+	}
+	_, err = c.Bucket.PutLifecycle(ctx, &cos.BucketPutLifecycleOptions{Rules: []cos.BucketLifecycleRule{
+		{ID: "expire", Status: "Enabled", Filter: &cos.BucketLifecycleFilter{Prefix: "logs/"}, Expiration: &cos.BucketLifecycleExpiration{Days: 30}},
+		{ID: "abort", Status: "Enabled", Filter: &cos.BucketLifecycleFilter{Prefix: "registry/"},
+			AbortIncompleteMultipartUpload: &cos.BucketLifecycleAbortIncompleteMultipartUpload{DaysAfterInitiation: 3}},
+	}})
+	if err != nil {
+		t.Fatalf("PutLifecycle: %v", err)
+	}
+	v, _, err = c.Bucket.GetVersioning(ctx)
+	if err != nil || v.Status != "Enabled" {
+		t.Fatalf("GetVersioning after PutVersioning = %+v, %v; want Enabled", v, err)
+	}
+	a, _, err = c.Bucket.GetAccelerate(ctx)
+	if err != nil || a.Status != "Enabled" {
+		t.Fatalf("GetAccelerate after PutAccelerate = %+v, %v; want Enabled", a, err)
+	}
+	lc, _, err := c.Bucket.GetLifecycle(ctx)
+	if err != nil || len(lc.Rules) != 1 || lc.Rules[0].AbortIncompleteMultipartUpload == nil ||
+		lc.Rules[0].AbortIncompleteMultipartUpload.DaysAfterInitiation != 3 || lc.Rules[0].Filter == nil || lc.Rules[0].Filter.Prefix != "registry/" {
+		t.Fatalf("GetLifecycle after PutLifecycle = %+v, %v; want the abort rule on registry/ after 3 days", lc, err)
+	}
+	if got := srv.CurrentBucketConfig(); got.AbortIncompleteUploadDays != 3 || got.Versioning != "Enabled" || !got.Accelerate {
+		t.Fatalf("BucketConfig after the writes = %+v", got)
+	}
+
+	if _, err := c.Bucket.DeleteLifecycle(ctx); err != nil {
+		t.Fatalf("DeleteLifecycle: %v", err)
+	}
+	_, _, err = c.Bucket.GetLifecycle(ctx)
+	wantCode(t, err, "NoSuchLifecycleConfiguration", http.StatusNotFound)
+
+	_, err = c.Bucket.PutVersioning(ctx, &cos.BucketPutVersionOptions{Status: "On"})
+	wantCode(t, err, "MalformedXML", http.StatusBadRequest)
+}
+
+// TestMisbehaviorThroughSDK: each misbehavior breaks exactly its rule.
+func TestMisbehaviorThroughSDK(t *testing.T) {
+	srv := startServer(t, Options{})
+	c := newClient(t, srv)
+	ctx := context.Background()
+	for _, k := range []string{"a", "b", "c"} {
+		putBytes(t, c, k, []byte(k))
+	}
+
+	srv.SetMisbehavior(Misbehavior{OmitCRC64: true})
+	c.Conf.EnableCRC = false // the SDK would refuse the answers itself
+	if resp := putBytes(t, c, "d", []byte("d")); resp.Header.Get("x-cos-hash-crc64ecma") != "" {
+		t.Fatal("OmitCRC64: PUT still answers x-cos-hash-crc64ecma")
+	}
+	if _, resp := getBytes(t, c, "a", nil); resp.Header.Get("x-cos-hash-crc64ecma") != "" {
+		t.Fatal("OmitCRC64: GET still answers x-cos-hash-crc64ecma")
+	}
+
+	srv.SetMisbehavior(Misbehavior{UnorderedListing: true})
+	res, _, err := c.Bucket.Get(ctx, nil)
+	if err != nil || len(res.Contents) != 4 || res.Contents[0].Key != "d" {
+		t.Fatalf("UnorderedListing: listing = %+v, %v; want d first", res, err)
+	}
+
+	srv.SetMisbehavior(Misbehavior{Deny: []string{"GetObject"}})
+	_, err = c.Object.Get(ctx, "a", nil)
+	wantCode(t, err, "AccessDenied", http.StatusForbidden)
+	if _, err := c.Object.Head(ctx, "a", nil); err != nil {
+		t.Fatalf("Deny GetObject also denied HEAD: %v", err)
+	}
+
+	srv.SetMisbehavior(Misbehavior{})
+	c.Conf.EnableCRC = true
+	if resp := putBytes(t, c, "e", []byte("e")); resp.Header.Get("x-cos-hash-crc64ecma") == "" {
+		t.Fatal("after SetMisbehavior(Misbehavior{}) PUT still omits x-cos-hash-crc64ecma")
+	}
+}
