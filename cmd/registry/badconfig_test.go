@@ -176,8 +176,15 @@ func badConfigYAML(emulator *costest.Server, tc badConfigCase) string {
 // runServeToFailure runs `registry-cos serve configPath` and returns what
 // it printed on stdout and on stderr. A configuration that wrongly starts
 // is stopped after 45s; the error is then not an exit status.
+// serveSlots bounds how many serve processes the parallel cases run at
+// once: dozens of registry processes starting together on 2 busy cores can
+// take longer than the timeout below to print their one line.
+var serveSlots = make(chan struct{}, 4)
+
 func runServeToFailure(t *testing.T, configPath string) (stdout, stderr string, err error) {
 	t.Helper()
+	serveSlots <- struct{}{}
+	defer func() { <-serveSlots }()
 	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, registryBinary(t), "serve", configPath)
