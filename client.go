@@ -19,6 +19,10 @@ import (
 type endpoints struct {
 	// api is the base URL of every API request.
 	api *url.URL
+	// bucketAPI is the base URL of bucket-level requests (listings,
+	// multi-delete, HEAD Bucket): api, except with acceleration, which
+	// Tencent documents for object uploads and downloads only.
+	bucketAPI *url.URL
 	// hostHeader, when set, replaces the Host of API requests: an IP or
 	// localhost endpoint does not name the bucket.
 	hostHeader string

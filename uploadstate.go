@@ -21,6 +21,9 @@ const uploadStateMeta = "x-cos-meta-registry-upload-size"
 // small to be a part (COS wants 1 MiB for every part but the last), is
 // stored after the JSON header, so a resume re-sends and re-copies nothing.
 type uploadState struct {
+	// Version is the record's format, uploadStateVersion; a record of
+	// another version is refused rather than guessed at.
+	Version  int            `json:"v"`
 	UploadID string         `json:"uploadId,omitempty"`
 	Parts    []uploadedPart `json:"parts,omitempty"`
 	Size     int64          `json:"size"` // bytes written: parts + tail
@@ -40,6 +43,8 @@ type uploadedPart struct {
 // uploadRecordModulus, so Delete can tell from a listing alone whether a
 // tree may hold an upload whose parts it must abort. (Other objects of
 // such a size only cost one needless listing of in-progress uploads.)
+const uploadStateVersion = 1
+
 const (
 	uploadRecordModulus = 4096
 	uploadRecordResidue = 2477
