@@ -24,6 +24,11 @@ func (d *driver) Move(ctx context.Context, sourcePath, destPath string) error {
 	if head.uploadSize >= 0 {
 		return storagedriver.PathNotFoundError{Path: sourcePath}
 	}
+	if src == dst {
+		// A copy onto itself then a delete would lose the only copy:
+		// the content is already where it is asked to be.
+		return nil
+	}
 	// Validate caps the threshold at COS's 5 GB single-copy limit.
 	if head.size > d.params.MultipartCopyThreshold {
 		err = d.multipartCopy(ctx, src, dst, head)

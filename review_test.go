@@ -205,10 +205,10 @@ func TestEndpointForms(t *testing.T) {
 		tune               func(*Parameters)
 		api, bucket, fails string
 	}{
-		"region":        {tune: func(p *Parameters) {}, api: canonical, bucket: canonical},
-		"accelerate":    {tune: func(p *Parameters) { p.Accelerate = true }, api: "registry-1250000000.cos.accelerate.myqcloud.com", bucket: canonical},
-		"custom domain": {tune: func(p *Parameters) { p.Endpoint = "https://cdn.example.com" }, api: "cdn.example.com", bucket: "cdn.example.com"},
-		"accelerate without region": {tune: func(p *Parameters) { p.Accelerate, p.Region = true, "" }, fails: "region"},
+		"region":                       {tune: func(p *Parameters) {}, api: canonical, bucket: canonical},
+		"accelerate":                   {tune: func(p *Parameters) { p.Accelerate = true }, api: "registry-1250000000.cos.accelerate.myqcloud.com", bucket: canonical},
+		"custom domain":                {tune: func(p *Parameters) { p.Endpoint = "https://cdn.example.com" }, api: "cdn.example.com", bucket: "cdn.example.com"},
+		"accelerate without region":    {tune: func(p *Parameters) { p.Accelerate, p.Region = true, "" }, fails: "region"},
 		"custom domain without region": {tune: func(p *Parameters) { p.Endpoint, p.Region = "https://cdn.example.com", "" }, fails: "region"},
 	}
 	for name, c := range cases {
