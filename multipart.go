@@ -83,7 +83,7 @@ func (d *driver) abortUploads(ctx context.Context, key string) error {
 		err := d.do(ctx, "ListMultipartUploads", key, func(ctx context.Context) (*cossdk.Response, error) {
 			var resp *cossdk.Response
 			var err error
-			res, resp, err = d.client.Object.ListUploads(ctx, opt)
+			res, resp, err = d.bucketClient.Object.ListUploads(ctx, opt)
 			return resp, err
 		})
 		if err != nil {

@@ -178,6 +178,8 @@ func TestUploadStateVersion(t *testing.T) {
 		_, _, err = decodeUploadState([]byte(header + "\n"))
 		require.ErrorContains(t, err, "version", header)
 	}
+	_, _, err = decodeUploadState([]byte(`{"v":1,"size":3,"parts":[{"n":1,"etag":"e","size":3}]}` + "\n"))
+	require.ErrorContains(t, err, "part 1 has no CRC64")
 }
 
 // TestDriverDoesNotFormatSecrets: no value reachable from the driver
@@ -208,6 +210,7 @@ func TestEndpointForms(t *testing.T) {
 		"region":                       {tune: func(p *Parameters) {}, api: canonical, bucket: canonical},
 		"accelerate":                   {tune: func(p *Parameters) { p.Accelerate = true }, api: "registry-1250000000.cos.accelerate.myqcloud.com", bucket: canonical},
 		"custom domain":                {tune: func(p *Parameters) { p.Endpoint = "https://cdn.example.com" }, api: "cdn.example.com", bucket: "cdn.example.com"},
+		"bucket host, region derived":  {tune: func(p *Parameters) { p.Endpoint, p.Region = "https://"+canonical, "" }, api: canonical, bucket: canonical},
 		"accelerate without region":    {tune: func(p *Parameters) { p.Accelerate, p.Region = true, "" }, fails: "region"},
 		"custom domain without region": {tune: func(p *Parameters) { p.Endpoint, p.Region = "https://cdn.example.com", "" }, fails: "region"},
 	}

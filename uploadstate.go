@@ -55,7 +55,7 @@ func isUploadRecordSize(size int64) bool {
 }
 
 func (s *uploadState) encode(tail []byte) []byte {
-	s.TailSize = len(tail)
+	s.Version, s.TailSize = uploadStateVersion, len(tail)
 	header, _ := json.Marshal(s)
 	size := len(header) + 1 + len(tail)
 	pad := (uploadRecordResidue - size%uploadRecordModulus + uploadRecordModulus) % uploadRecordModulus
@@ -74,6 +74,22 @@ func decodeUploadState(data []byte) (*uploadState, []byte, error) {
 	var s uploadState
 	if err := json.Unmarshal(data[:i], &s); err != nil {
 		return nil, nil, fmt.Errorf("cos: upload state record is corrupt: %w", err)
+	}
+	if s.Version != uploadStateVersion {
+		return nil, nil, fmt.Errorf("cos: upload state record has format version %d, this driver reads version %d: finish or restart the upload with the driver that started it", s.Version, uploadStateVersion)
+	}
+	// A part's CRC64 is checked at Complete: one without it is refused,
+	// never taken as 0.
+	var crcs struct {
+		Parts []struct {
+			CRC64 *uint64 `json:"crc64"`
+		} `json:"parts"`
+	}
+	_ = json.Unmarshal(data[:i], &crcs) // same JSON as above
+	for n, p := range crcs.Parts {
+		if p.CRC64 == nil {
+			return nil, nil, fmt.Errorf("cos: upload state record is corrupt: part %d has no CRC64", s.Parts[n].Number)
+		}
 	}
 	tail := data[i+1:]
 	if len(tail) != s.TailSize {
