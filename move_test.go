@@ -3,6 +3,7 @@ package cos
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"testing"
 
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
@@ -54,4 +55,22 @@ func TestCopyCRCMismatchIsFinal(t *testing.T) {
 		require.ErrorContains(t, err, "CRC64", name)
 		require.EqualValues(t, 1, srv.Stats().Count(name), "%s: a CRC mismatch was sent again", name)
 	}
+}
+
+// TestMoveOntoItselfKeepsContent: Move(p, p) keeps p, below and above
+// multipartcopythreshold.
+func TestMoveOntoItselfKeepsContent(t *testing.T) {
+	ctx := context.Background()
+	srv := testenv.StartEmulator(t, costest.Options{})
+	d := newTestDriver(t, srv, func(p *Parameters) { p.MultipartCopyThreshold = 2 * mib })
+	for _, size := range []int{10, 3 * mib} {
+		p := fmt.Sprintf("/self/%d", size)
+		data := testenv.RandomBytes(size, 901)
+		require.NoError(t, d.PutContent(ctx, p, data))
+		require.NoError(t, d.Move(ctx, p, p), "size %d", size)
+		got, err := d.GetContent(ctx, p)
+		require.NoError(t, err, "size %d", size)
+		require.True(t, bytes.Equal(data, got), "content of size %d after Move onto itself", size)
+	}
+	require.IsType(t, storagedriver.PathNotFoundError{}, d.Move(ctx, "/self/missing", "/self/missing"))
 }
