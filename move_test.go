@@ -74,3 +74,31 @@ func TestMoveOntoItselfKeepsContent(t *testing.T) {
 	}
 	require.IsType(t, storagedriver.PathNotFoundError{}, d.Move(ctx, "/self/missing", "/self/missing"))
 }
+
+// TestMoveOntoUploadAbortsIt: a Move onto a path with an upload in
+// progress aborts that upload, whose state record the copy replaces.
+func TestMoveOntoUploadAbortsIt(t *testing.T) {
+	ctx := context.Background()
+	srv := testenv.StartEmulator(t, costest.Options{})
+	d := newTestDriver(t, srv, func(p *Parameters) { p.ChunkSize = MinChunkSize })
+	overwrite := map[string]func(p string) error{
+		"Move": func(p string) error {
+			require.NoError(t, d.PutContent(ctx, "/src", []byte("new")))
+			return d.Move(ctx, "/src", p)
+		},
+	}
+	for name, f := range overwrite {
+		p := "/over/" + name
+		w, err := d.Writer(ctx, p, false)
+		require.NoError(t, err)
+		_, err = w.Write(testenv.RandomBytes(2*mib, 903))
+		require.NoError(t, err)
+		require.NoError(t, w.Close())
+		require.Len(t, uploadsOf(t, d, internal(d).key(p)), 1, name)
+		require.NoError(t, f(p), name)
+		require.Empty(t, uploadsOf(t, d, internal(d).key(p)), "%s leaves no upload behind", name)
+		got, err := d.GetContent(ctx, p)
+		require.NoError(t, err)
+		require.Equal(t, "new", string(got), name)
+	}
+}

@@ -119,3 +119,21 @@ func (d *driver) getUploadState(ctx context.Context, key string) ([]byte, object
 	})
 	return data, head, err
 }
+
+// recordedUpload is the ID of the multipart upload whose state record is
+// at key ("" when key holds no record), read before the record is
+// replaced, so the upload can be aborted rather than left behind.
+func (d *driver) recordedUpload(ctx context.Context, key string) (string, error) {
+	data, head, err := d.getUploadState(ctx, key)
+	if isNotFound(err) || (err == nil && head.uploadSize < 0) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	state, _, err := decodeUploadState(data)
+	if err != nil {
+		return "", err
+	}
+	return state.UploadID, nil
+}

@@ -112,39 +112,3 @@ func TestResumeSurvivesDroppedConnections(t *testing.T) {
 	srv.SetFaults(costest.Faults{})
 	require.Positive(t, srv.Stats().Faults["drop"], "connections were dropped")
 }
-
-// TestOverwrittenUploadIsAborted: PutContent, Move or a new Writer onto a
-// path with an upload in progress aborts that upload.
-func TestOverwrittenUploadIsAborted(t *testing.T) {
-	ctx := context.Background()
-	srv := testenv.StartEmulator(t, costest.Options{})
-	d := newTestDriver(t, srv, func(p *Parameters) { p.ChunkSize = MinChunkSize })
-	overwrite := map[string]func(p string) error{
-		"PutContent": func(p string) error { return d.PutContent(ctx, p, []byte("new")) },
-		"Move": func(p string) error {
-			require.NoError(t, d.PutContent(ctx, "/src", []byte("new")))
-			return d.Move(ctx, "/src", p)
-		},
-		"Writer": func(p string) error {
-			w, err := d.Writer(ctx, p, false)
-			require.NoError(t, err)
-			_, err = w.Write([]byte("new"))
-			require.NoError(t, err)
-			return w.Commit(ctx)
-		},
-	}
-	for name, f := range overwrite {
-		p := "/over/" + name
-		w, err := d.Writer(ctx, p, false)
-		require.NoError(t, err)
-		_, err = w.Write(testenv.RandomBytes(2*mib, 903))
-		require.NoError(t, err)
-		require.NoError(t, w.Close())
-		require.Len(t, uploadsOf(t, d, internal(d).key(p)), 1, name)
-		require.NoError(t, f(p), name)
-		require.Empty(t, uploadsOf(t, d, internal(d).key(p)), "%s leaves no upload behind", name)
-		got, err := d.GetContent(ctx, p)
-		require.NoError(t, err)
-		require.Equal(t, "new", string(got), name)
-	}
-}
