@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
 
@@ -19,6 +20,10 @@ import (
 type endpoints struct {
 	// api is the base URL of every API request.
 	api *url.URL
+	// bucketAPI is the base URL of bucket-level requests (listings,
+	// multi-delete, HEAD Bucket): api, except with acceleration, which
+	// Tencent documents for object uploads and downloads only.
+	bucketAPI *url.URL
 	// hostHeader, when set, replaces the Host of API requests: an IP or
 	// localhost endpoint does not name the bucket.
 	hostHeader string
@@ -55,16 +60,32 @@ func resolveEndpoints(p Parameters) (endpoints, error) {
 			e.hostHeader = bucketHost(p.Bucket, p.Region)
 		}
 	case p.Accelerate:
+		if p.Region == "" {
+			return e, fmt.Errorf("cos: parameter region is required with accelerate: listings, deletes and copy sources use the bucket's region host")
+		}
 		e.api = &url.URL{Scheme: scheme, Host: p.Bucket + ".cos.accelerate.myqcloud.com"}
 	case p.Region == "":
-		return e, fmt.Errorf("cos: parameter region is required (such as \"ap-guangzhou\") unless endpoint is set")
+		return e, fmt.Errorf("cos: parameter region is required (such as \"ap-guangzhou\") unless endpoint is the bucket's own host")
 	default:
 		e.api = &url.URL{Scheme: scheme, Host: bucketHost(p.Bucket, p.Region)}
 	}
-	// Copies name their source by the bucket's canonical host.
-	e.copySourceHost = e.api.Host
-	if p.Region != "" {
-		e.copySourceHost = bucketHost(p.Bucket, p.Region)
+	region := p.Region
+	if region == "" {
+		// An endpoint that is the bucket's default host names the region.
+		if m := bucketHostPattern.FindStringSubmatch(e.api.Hostname()); m != nil && m[1] == p.Bucket && m[2] != "accelerate" {
+			region = m[2]
+		} else {
+			return e, fmt.Errorf("cos: parameter region is required with endpoint %q: COS names a copy source (every Move) by <bucket>.cos.<region>.myqcloud.com", p.Endpoint)
+		}
+	}
+	// COS names a copy source by the bucket's region host, whatever host
+	// the request itself goes to (custom domain, acceleration, emulator).
+	e.copySourceHost = bucketHost(p.Bucket, region)
+	// Tencent documents global acceleration for object uploads and
+	// downloads; bucket-level calls go to the region host.
+	e.bucketAPI = e.api
+	if p.Accelerate {
+		e.bucketAPI = &url.URL{Scheme: scheme, Host: e.copySourceHost}
 	}
 	e.redirect = e.api
 	if p.RedirectEndpoint != "" {
@@ -77,6 +98,9 @@ func resolveEndpoints(p Parameters) (endpoints, error) {
 	}
 	return e, nil
 }
+
+// bucketHostPattern matches a bucket's default host: bucket and region.
+var bucketHostPattern = regexp.MustCompile(`^([a-z0-9-]+)\.cos\.([a-z0-9-]+)\.(?:myqcloud\.com|tencentcos\.cn)$`)
 
 // bucketHost is the default host of a bucket in a region.
 func bucketHost(bucket, region string) string {
@@ -104,6 +128,10 @@ func newDriver(ctx context.Context, p Parameters, e endpoints) (*driver, error) 
 	newClient := func(u *url.URL) *cossdk.Client { return d.newSDKClient(u, true) }
 	d.client = newClient(e.api)
 	d.client.Host = e.hostHeader
+	d.bucketClient = d.client
+	if e.bucketAPI.Host != e.api.Host {
+		d.bucketClient = newClient(e.bucketAPI)
+	}
 	d.presign = newClient(e.redirect)
 	if p.RedirectEndpoint != "" || e.hostHeader != "" {
 		// The SDK refuses base URLs that are not COS hosts.
@@ -160,7 +188,7 @@ func newTransport(p Parameters) *http.Transport {
 // checkBucket turns the common start-up mistakes into one plain sentence.
 func (d *driver) checkBucket(ctx context.Context) error {
 	err := d.do(ctx, "HeadBucket", "", func(ctx context.Context) (*cossdk.Response, error) {
-		return d.client.Bucket.Head(ctx)
+		return d.bucketClient.Bucket.Head(ctx)
 	})
 	if err == nil {
 		return nil
@@ -176,7 +204,7 @@ func (d *driver) checkBucket(ctx context.Context) error {
 	if status == http.StatusForbidden || status == http.StatusBadRequest {
 		// HEAD answers carry no error code; a one-key listing says which.
 		code := ""
-		if _, _, lerr := d.client.Bucket.Get(ctx, &cossdk.BucketGetOptions{MaxKeys: 1}); lerr != nil {
+		if _, _, lerr := d.bucketClient.Bucket.Get(ctx, &cossdk.BucketGetOptions{MaxKeys: 1}); lerr != nil {
 			code = codeOf(lerr)
 		}
 		switch code {

@@ -75,3 +75,38 @@ func httpDo(method, url string) (*http.Response, error) {
 	_, _ = io.Copy(io.Discard, resp.Body)
 	return resp, resp.Body.Close()
 }
+
+// TestEndpointForms: copy sources always name the bucket's region host;
+// with acceleration only object data goes to the acceleration host.
+func TestEndpointForms(t *testing.T) {
+	base := func() Parameters {
+		p := DefaultParameters()
+		p.Bucket, p.Region = "registry-1250000000", "ap-guangzhou"
+		return p
+	}
+	const canonical = "registry-1250000000.cos.ap-guangzhou.myqcloud.com"
+	cases := map[string]struct {
+		tune               func(*Parameters)
+		api, bucket, fails string
+	}{
+		"region":                       {tune: func(p *Parameters) {}, api: canonical, bucket: canonical},
+		"accelerate":                   {tune: func(p *Parameters) { p.Accelerate = true }, api: "registry-1250000000.cos.accelerate.myqcloud.com", bucket: canonical},
+		"custom domain":                {tune: func(p *Parameters) { p.Endpoint = "https://cdn.example.com" }, api: "cdn.example.com", bucket: "cdn.example.com"},
+		"bucket host, region derived":  {tune: func(p *Parameters) { p.Endpoint, p.Region = "https://"+canonical, "" }, api: canonical, bucket: canonical},
+		"accelerate without region":    {tune: func(p *Parameters) { p.Accelerate, p.Region = true, "" }, fails: "region"},
+		"custom domain without region": {tune: func(p *Parameters) { p.Endpoint, p.Region = "https://cdn.example.com", "" }, fails: "region"},
+	}
+	for name, c := range cases {
+		p := base()
+		c.tune(&p)
+		_, e, err := p.validated()
+		if c.fails != "" {
+			require.ErrorContains(t, err, c.fails, name)
+			continue
+		}
+		require.NoError(t, err, name)
+		require.Equal(t, c.api, e.api.Host, name)
+		require.Equal(t, c.bucket, e.bucketAPI.Host, name)
+		require.Equal(t, canonical, e.copySourceHost, name)
+	}
+}

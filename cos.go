@@ -57,17 +57,28 @@ type baseEmbed struct {
 
 // driver is the implementation behind Driver.
 type driver struct {
-	client     *cossdk.Client // API requests
-	presign    *cossdk.Client // redirect URLs, signed for the host clients use
-	params     Parameters
-	root       string       // rootdirectory without surrounding slashes
-	endpoints  endpoints    // where requests go (client.go)
-	httpClient *http.Client // signs every request
-	requests   chan struct{}
-	buffers    *bufferPool
-	metrics    *metrics
+	client *cossdk.Client // object requests
+	// bucketClient sends bucket-level requests (listings, multi-delete,
+	// upload listings, HEAD Bucket): client, but for acceleration.
+	bucketClient *cossdk.Client
+	presign      *cossdk.Client // redirect URLs, signed for the host clients use
+	params       Parameters
+	root         string       // rootdirectory without surrounding slashes
+	endpoints    endpoints    // where requests go (client.go)
+	httpClient   *http.Client // signs every request
+	requests     chan struct{}
+	buffers      *bufferPool
+	metrics      *metrics
 	// credentials sign every request (credentials.go).
 	credentials credentialSource
+}
+
+// Format prints the driver as its parameters with the secrets left out.
+// fmt reads unexported fields by reflection, without their own String
+// methods, so without this %+v of a driver would print params.SecretKey
+// and the credential source's keys.
+func (d driver) Format(f fmt.State, verb rune) {
+	fmt.Fprintf(f, "cos.driver{%s}", d.params)
 }
 
 // New builds a driver from typed parameters and checks once (HEAD Bucket)
@@ -250,7 +261,7 @@ func (d *driver) list(ctx context.Context, opt *cossdk.BucketGetOptions) (*cossd
 	err := d.do(ctx, "ListObjects", opt.Prefix, func(ctx context.Context) (*cossdk.Response, error) {
 		var resp *cossdk.Response
 		var err error
-		res, resp, err = d.client.Bucket.Get(ctx, opt)
+		res, resp, err = d.bucketClient.Bucket.Get(ctx, opt)
 		return resp, err
 	})
 	if err != nil {

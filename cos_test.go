@@ -85,3 +85,16 @@ func TestKeyMapping(t *testing.T) {
 		}
 	}
 }
+
+func driverOn(t *testing.T, url string, tune func(*Parameters)) *Driver {
+	p := DefaultParameters()
+	p.SecretID, p.SecretKey = costest.DefaultSecretID, costest.DefaultSecretKey
+	p.Bucket, p.Region = costest.DefaultBucket, costest.DefaultRegion
+	p.Endpoint = url
+	if tune != nil {
+		tune(&p)
+	}
+	d, err := New(context.Background(), p)
+	require.NoError(t, err)
+	return d
+}

@@ -60,7 +60,7 @@ func (d *driver) deleteKeys(ctx context.Context, keys []string) error {
 		err := d.do(ctx, "DeleteMultipleObjects", batch[0].Key, func(ctx context.Context) (*cossdk.Response, error) {
 			var resp *cossdk.Response
 			var err error
-			result, resp, err = d.client.Object.DeleteMulti(ctx, &cossdk.ObjectDeleteMultiOptions{Quiet: true, Objects: batch})
+			result, resp, err = d.bucketClient.Object.DeleteMulti(ctx, &cossdk.ObjectDeleteMultiOptions{Quiet: true, Objects: batch})
 			return resp, err
 		})
 		if err != nil {

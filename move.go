@@ -14,6 +14,16 @@ import (
 // multipartcopythreshold), then deletes the source key.
 func (d *driver) Move(ctx context.Context, sourcePath, destPath string) error {
 	src, dst := d.key(sourcePath), d.key(destPath)
+	// The destination may hold an upload in progress, whose state record
+	// the copy replaces: nothing could find that upload to abort it then.
+	// Its HEAD runs alongside the source's, so it costs no round trip.
+	dstHead := make(chan objectHead, 1)
+	if src != dst {
+		go func() {
+			h, _ := d.head(ctx, dst) // an error: nothing known to abort
+			dstHead <- h
+		}()
+	}
 	head, err := d.head(ctx, src)
 	if err != nil {
 		if isNotFound(err) {
@@ -24,6 +34,17 @@ func (d *driver) Move(ctx context.Context, sourcePath, destPath string) error {
 	if head.uploadSize >= 0 {
 		return storagedriver.PathNotFoundError{Path: sourcePath}
 	}
+	if src == dst {
+		// A copy onto itself then a delete would lose the only copy:
+		// the content is already where it is asked to be.
+		return nil
+	}
+	var replaced string // the upload whose record the copy replaces
+	if h := <-dstHead; h.uploadSize >= 0 {
+		if replaced, err = d.recordedUpload(ctx, dst); err != nil {
+			return err
+		}
+	}
 	// Validate caps the threshold at COS's 5 GB single-copy limit.
 	if head.size > d.params.MultipartCopyThreshold {
 		err = d.multipartCopy(ctx, src, dst, head)
@@ -32,6 +53,11 @@ func (d *driver) Move(ctx context.Context, sourcePath, destPath string) error {
 	}
 	if err != nil {
 		return err
+	}
+	if replaced != "" {
+		if err := d.abort(ctx, dst, replaced); err != nil {
+			return err
+		}
 	}
 	return d.deleteObject(ctx, src)
 }

@@ -3,6 +3,7 @@ package cos
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"testing"
 
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
@@ -53,5 +54,51 @@ func TestCopyCRCMismatchIsFinal(t *testing.T) {
 		err := copyFn()
 		require.ErrorContains(t, err, "CRC64", name)
 		require.EqualValues(t, 1, srv.Stats().Count(name), "%s: a CRC mismatch was sent again", name)
+	}
+}
+
+// TestMoveOntoItselfKeepsContent: Move(p, p) keeps p, below and above
+// multipartcopythreshold.
+func TestMoveOntoItselfKeepsContent(t *testing.T) {
+	ctx := context.Background()
+	srv := testenv.StartEmulator(t, costest.Options{})
+	d := newTestDriver(t, srv, func(p *Parameters) { p.MultipartCopyThreshold = 2 * mib })
+	for _, size := range []int{10, 3 * mib} {
+		p := fmt.Sprintf("/self/%d", size)
+		data := testenv.RandomBytes(size, 901)
+		require.NoError(t, d.PutContent(ctx, p, data))
+		require.NoError(t, d.Move(ctx, p, p), "size %d", size)
+		got, err := d.GetContent(ctx, p)
+		require.NoError(t, err, "size %d", size)
+		require.True(t, bytes.Equal(data, got), "content of size %d after Move onto itself", size)
+	}
+	require.IsType(t, storagedriver.PathNotFoundError{}, d.Move(ctx, "/self/missing", "/self/missing"))
+}
+
+// TestMoveOntoUploadAbortsIt: a Move onto a path with an upload in
+// progress aborts that upload, whose state record the copy replaces.
+func TestMoveOntoUploadAbortsIt(t *testing.T) {
+	ctx := context.Background()
+	srv := testenv.StartEmulator(t, costest.Options{})
+	d := newTestDriver(t, srv, func(p *Parameters) { p.ChunkSize = MinChunkSize })
+	overwrite := map[string]func(p string) error{
+		"Move": func(p string) error {
+			require.NoError(t, d.PutContent(ctx, "/src", []byte("new")))
+			return d.Move(ctx, "/src", p)
+		},
+	}
+	for name, f := range overwrite {
+		p := "/over/" + name
+		w, err := d.Writer(ctx, p, false)
+		require.NoError(t, err)
+		_, err = w.Write(testenv.RandomBytes(2*mib, 903))
+		require.NoError(t, err)
+		require.NoError(t, w.Close())
+		require.Len(t, uploadsOf(t, d, internal(d).key(p)), 1, name)
+		require.NoError(t, f(p), name)
+		require.Empty(t, uploadsOf(t, d, internal(d).key(p)), "%s leaves no upload behind", name)
+		got, err := d.GetContent(ctx, p)
+		require.NoError(t, err)
+		require.Equal(t, "new", string(got), name)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	cossdk "github.com/tencentyun/cos-go-sdk-v5"
 )
@@ -13,9 +14,19 @@ import (
 // Multipart uploads, as the writer and Move's multipart copy both use them.
 
 // initiate starts a multipart upload at key with the driver's write headers.
+// An Initiate whose answer was lost may have made an upload all the same,
+// which nothing would ever abort: after a retried Initiate, the uploads of
+// exactly key that started since the first try (give or take clock skew)
+// and are not the one answered are aborted. COS cannot tag an upload at
+// Initiate for a retry to find, so this one listing, only after a retry,
+// is the way; it is cleanup only (a listing that lags misses the orphan,
+// and the bucket's lifecycle rule is then the safety net).
 func (d *driver) initiate(ctx context.Context, key string) (string, error) {
 	var uploadID string
+	attempts := 0
+	start := time.Now()
 	err := d.do(ctx, "InitiateMultipartUpload", key, func(ctx context.Context) (*cossdk.Response, error) {
+		attempts++
 		res, resp, err := d.client.Object.InitiateMultipartUpload(ctx, key,
 			&cossdk.InitiateMultipartUploadOptions{ObjectPutHeaderOptions: d.putHeaders(-1)})
 		if err == nil {
@@ -23,7 +34,35 @@ func (d *driver) initiate(ctx context.Context, key string) (string, error) {
 		}
 		return resp, err
 	})
+	if err == nil && attempts > 1 {
+		d.abortOrphans(ctx, key, uploadID, start.Add(-maxClockSkew))
+	}
 	return uploadID, err
+}
+
+// maxClockSkew is how far COS's clock may be from ours: COS refuses
+// requests signed more than 15 minutes off, but a minute covers NTP'd hosts.
+const maxClockSkew = time.Minute
+
+// abortOrphans aborts the uploads of exactly key, other than keep, that
+// started at or after since. Failures are left to the lifecycle rule.
+func (d *driver) abortOrphans(ctx context.Context, key, keep string, since time.Time) {
+	var res *cossdk.ObjectListUploadsResult
+	err := d.do(ctx, "ListMultipartUploads", key, func(ctx context.Context) (*cossdk.Response, error) {
+		var resp *cossdk.Response
+		var err error
+		res, resp, err = d.bucketClient.Object.ListUploads(ctx, &cossdk.ObjectListUploadsOptions{Prefix: key, MaxUploads: maxListKeys})
+		return resp, err
+	})
+	if err != nil {
+		return
+	}
+	for _, u := range res.Upload {
+		started, perr := time.Parse(time.RFC3339, u.Initiated)
+		if u.Key == key && u.UploadID != keep && perr == nil && !started.Before(since) {
+			_ = d.abort(ctx, key, u.UploadID)
+		}
+	}
 }
 
 // completion is what a completed upload must be: its size and the CRC64
@@ -83,7 +122,7 @@ func (d *driver) abortUploads(ctx context.Context, key string) error {
 		err := d.do(ctx, "ListMultipartUploads", key, func(ctx context.Context) (*cossdk.Response, error) {
 			var resp *cossdk.Response
 			var err error
-			res, resp, err = d.client.Object.ListUploads(ctx, opt)
+			res, resp, err = d.bucketClient.Object.ListUploads(ctx, opt)
 			return resp, err
 		})
 		if err != nil {

@@ -312,6 +312,13 @@ func (p Parameters) check() error {
 	if strings.ContainsAny(p.RootDirectory, "\\") {
 		return fmt.Errorf("cos: parameter rootdirectory %q contains a backslash", p.RootDirectory)
 	}
+	for _, seg := range strings.Split(p.RootDirectory, "/") {
+		if seg == "." || seg == ".." {
+			// Keys are not paths: COS would store "a/../b" as it is, a
+			// tree no other tool (nor a later cleanup) expects.
+			return fmt.Errorf("cos: parameter rootdirectory %q has a %q segment: give the directory without . or ..", p.RootDirectory, seg)
+		}
+	}
 	return nil
 }
 

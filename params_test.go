@@ -257,3 +257,12 @@ func TestDerivedBufferBudgetFollowsChunkSize(t *testing.T) {
 	p.ChunkSize = 64 * mib
 	require.EqualValues(t, DefaultBufferChunks*64*mib, p.withDefaults().MaxBufferMemory)
 }
+
+// TestRootDirectoryDotSegments: "." and ".." segments are refused.
+func TestRootDirectoryDotSegments(t *testing.T) {
+	for _, root := range []string{"/registry/../escape", "..", "/a/./b", "/a/.."} {
+		p := DefaultParameters()
+		p.Bucket, p.Region, p.RootDirectory = "registry-1250000000", "ap-guangzhou", root
+		require.ErrorContains(t, p.Validate(), "rootdirectory", root)
+	}
+}

@@ -29,7 +29,19 @@ func (d *driver) Reader(ctx context.Context, path string, offset int64) (io.Read
 			return nil, storagedriver.PathNotFoundError{Path: path}
 		}
 		if codeOf(err) == "InvalidRange" {
-			// offset == size: an empty reader, as the registry expects.
+			// offset >= size: an empty reader, as the registry expects
+			// (and the filesystem driver gives), unless the object is an
+			// upload in progress, which is unreadable at every offset.
+			head, herr := d.head(ctx, key)
+			if herr != nil {
+				if isNotFound(herr) {
+					return nil, storagedriver.PathNotFoundError{Path: path}
+				}
+				return nil, herr
+			}
+			if head.uploadSize >= 0 {
+				return nil, storagedriver.PathNotFoundError{Path: path}
+			}
 			return io.NopCloser(eofReader{}), nil
 		}
 		return nil, err
@@ -68,10 +80,38 @@ func (d *driver) get(ctx context.Context, key string, offset int64, ifMatch stri
 		if err != nil {
 			return resp, err
 		}
-		body, head = resp.Body, headOf(resp.Header, resp.ContentLength)
+		head = headOf(resp.Header, resp.ContentLength)
+		if err := checkRange(resp.Response, offset); err != nil {
+			resp.Body.Close()
+			return resp, &localError{fmt.Errorf("cos: reading %s from offset %d: %w", key, offset, err)}
+		}
+		body = resp.Body
 		return resp, nil
 	})
 	return body, head, err
+}
+
+// checkRange checks that an answer to a GET from offset is that range:
+// a known length (without it a dropped connection would pass for the end
+// of the object) and, from offset > 0, a 206 whose Content-Range starts
+// at offset and runs to the end. Anything else would hand out wrong bytes.
+func checkRange(resp *http.Response, offset int64) error {
+	if resp.ContentLength < 0 {
+		return errors.New("COS sent no Content-Length")
+	}
+	if offset == 0 {
+		return nil
+	}
+	if resp.StatusCode != http.StatusPartialContent {
+		return fmt.Errorf("COS answered %d to a ranged read, want 206", resp.StatusCode)
+	}
+	var first, last, total int64
+	cr := resp.Header.Get("Content-Range")
+	if _, err := fmt.Sscanf(cr, "bytes %d-%d/%d", &first, &last, &total); err != nil ||
+		first != offset || last != total-1 || last-first+1 != resp.ContentLength {
+		return fmt.Errorf("COS answered Content-Range %q with %d bytes, want bytes %d-(end)", cr, resp.ContentLength, offset)
+	}
+	return nil
 }
 
 // resumingReader re-opens its GET at the current position when the

@@ -3,6 +3,7 @@ package cos
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -58,4 +59,16 @@ func TestPresignedURLsExpire(t *testing.T) {
 	resp, err = httpDo(http.MethodGet, u)
 	require.NoError(t, err)
 	require.Equal(t, http.StatusForbidden, resp.StatusCode, "an expired URL is refused")
+}
+
+// TestDriverDoesNotFormatSecrets: no value reachable from the driver
+// prints the secret key.
+func TestDriverDoesNotFormatSecrets(t *testing.T) {
+	srv := testenv.StartEmulator(t, costest.Options{})
+	d := newTestDriver(t, srv, nil)
+	for _, v := range []any{d, internal(d), *internal(d), internal(d).params} {
+		for _, verb := range []string{"%v", "%+v", "%#v", "%s"} {
+			require.NotContains(t, fmt.Sprintf(verb, v), srv.SecretKey, verb)
+		}
+	}
 }

@@ -21,6 +21,9 @@ const uploadStateMeta = "x-cos-meta-registry-upload-size"
 // small to be a part (COS wants 1 MiB for every part but the last), is
 // stored after the JSON header, so a resume re-sends and re-copies nothing.
 type uploadState struct {
+	// Version is the record's format, uploadStateVersion; a record of
+	// another version is refused rather than guessed at.
+	Version  int            `json:"v"`
 	UploadID string         `json:"uploadId,omitempty"`
 	Parts    []uploadedPart `json:"parts,omitempty"`
 	Size     int64          `json:"size"` // bytes written: parts + tail
@@ -40,6 +43,8 @@ type uploadedPart struct {
 // uploadRecordModulus, so Delete can tell from a listing alone whether a
 // tree may hold an upload whose parts it must abort. (Other objects of
 // such a size only cost one needless listing of in-progress uploads.)
+const uploadStateVersion = 1
+
 const (
 	uploadRecordModulus = 4096
 	uploadRecordResidue = 2477
@@ -50,7 +55,7 @@ func isUploadRecordSize(size int64) bool {
 }
 
 func (s *uploadState) encode(tail []byte) []byte {
-	s.TailSize = len(tail)
+	s.Version, s.TailSize = uploadStateVersion, len(tail)
 	header, _ := json.Marshal(s)
 	size := len(header) + 1 + len(tail)
 	pad := (uploadRecordResidue - size%uploadRecordModulus + uploadRecordModulus) % uploadRecordModulus
@@ -69,6 +74,22 @@ func decodeUploadState(data []byte) (*uploadState, []byte, error) {
 	var s uploadState
 	if err := json.Unmarshal(data[:i], &s); err != nil {
 		return nil, nil, fmt.Errorf("cos: upload state record is corrupt: %w", err)
+	}
+	if s.Version != uploadStateVersion {
+		return nil, nil, fmt.Errorf("cos: upload state record has format version %d, this driver reads version %d: finish or restart the upload with the driver that started it", s.Version, uploadStateVersion)
+	}
+	// A part's CRC64 is checked at Complete: one without it is refused,
+	// never taken as 0.
+	var crcs struct {
+		Parts []struct {
+			CRC64 *uint64 `json:"crc64"`
+		} `json:"parts"`
+	}
+	_ = json.Unmarshal(data[:i], &crcs) // same JSON as above
+	for n, p := range crcs.Parts {
+		if p.CRC64 == nil {
+			return nil, nil, fmt.Errorf("cos: upload state record is corrupt: part %d has no CRC64", s.Parts[n].Number)
+		}
 	}
 	tail := data[i+1:]
 	if len(tail) != s.TailSize {
@@ -97,4 +118,22 @@ func (d *driver) getUploadState(ctx context.Context, key string) ([]byte, object
 		return resp, err
 	})
 	return data, head, err
+}
+
+// recordedUpload is the ID of the multipart upload whose state record is
+// at key ("" when key holds no record), read before the record is
+// replaced, so the upload can be aborted rather than left behind.
+func (d *driver) recordedUpload(ctx context.Context, key string) (string, error) {
+	data, head, err := d.getUploadState(ctx, key)
+	if isNotFound(err) || (err == nil && head.uploadSize < 0) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	state, _, err := decodeUploadState(data)
+	if err != nil {
+		return "", err
+	}
+	return state.UploadID, nil
 }

@@ -91,8 +91,21 @@ func (w *walker) walkDir(dir string, n *walkNode) error {
 			}
 			w.hint = ""
 		}
+		size := child.size
+		if !child.isDir && isUploadRecordSize(size) {
+			// Maybe an upload's state record: report the bytes written,
+			// as Stat does. Other objects of such a size (1 in 4096) cost
+			// one needless HEAD.
+			head, err := w.d.head(w.ctx, w.d.key(p))
+			if err != nil && !isNotFound(err) {
+				return err
+			}
+			if err == nil && head.uploadSize >= 0 {
+				size = head.uploadSize
+			}
+		}
 		info := storagedriver.FileInfoInternal{FileInfoFields: storagedriver.FileInfoFields{
-			Path: p, IsDir: child.isDir, Size: child.size, ModTime: child.modTime}}
+			Path: p, IsDir: child.isDir, Size: size, ModTime: child.modTime}}
 		err := w.fn(info)
 		switch {
 		case err == nil && child.isDir:
