@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -252,7 +253,11 @@ var _ interface {
 	GetCredential() (string, string, string, error)
 } = (*signingTransport)(nil)
 
-// String and GoString describe a source by its name, so that formatting
-// the driver (%v, %+v, %#v) never prints the keys a source holds.
-func (s staticCredentials) String() string   { return s.name }
-func (s staticCredentials) GoString() string { return s.name }
+// String and Format describe a source by its name, so that formatting it
+// never prints the keys it holds (see Parameters.Format); the signing
+// transport, which holds a source, formats as that name too.
+func (s staticCredentials) String() string             { return s.name }
+func (s staticCredentials) Format(f fmt.State, _ rune) { io.WriteString(f, s.name) }
+func (t signingTransport) Format(f fmt.State, _ rune) {
+	io.WriteString(f, "signing transport ("+t.source.describe()+")")
+}

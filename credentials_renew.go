@@ -3,6 +3,7 @@ package cos
 import (
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -147,6 +148,6 @@ func (r *renewingCredentials) startRenewal() {
 	}()
 }
 
-// String and GoString: see staticCredentials.String.
-func (r *renewingCredentials) String() string   { return r.name }
-func (r *renewingCredentials) GoString() string { return r.name }
+// String and Format: see staticCredentials.String.
+func (r *renewingCredentials) String() string             { return r.name }
+func (r *renewingCredentials) Format(f fmt.State, _ rune) { io.WriteString(f, r.name) }

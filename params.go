@@ -2,6 +2,7 @@ package cos
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"regexp"
@@ -135,8 +136,14 @@ func (p Parameters) String() string {
 	return fmt.Sprintf("%+v", plain(redacted))
 }
 
-// GoString is String, so %#v does not print secrets either.
-func (p Parameters) GoString() string { return p.String() }
+// Format prints String in every verb (%#v, %d... included): fmt calls
+// String only for %v, %s, %q, %x and %X, and prints the fields for others.
+//
+// Every type that holds a secret, or reaches one through an unexported
+// field, formats as a description in every verb (fmt.Formatter): fmt never
+// calls a method of a value reached through an unexported field, whose
+// fields it prints instead (TestNoValueReachableFromTheDriverFormatsASecret).
+func (p Parameters) Format(f fmt.State, _ rune) { io.WriteString(f, p.String()) }
 
 // DefaultParameters returns Parameters with every default filled in but
 // the derived one: MaxBufferMemory stays zero, which means

@@ -72,3 +72,21 @@ func TestDriverDoesNotFormatSecrets(t *testing.T) {
 		}
 	}
 }
+
+// TestNoValueReachableFromTheDriverFormatsASecret: beyond the driver
+// itself, the values it holds (parameters, credential source, SDK clients,
+// their HTTP client and signing transport) format without the secret key
+// in every verb, %d and %x included.
+func TestNoValueReachableFromTheDriverFormatsASecret(t *testing.T) {
+	srv := testenv.StartEmulator(t, costest.Options{})
+	d := newTestDriver(t, srv, nil)
+	id := internal(d)
+	require.Equal(t, srv.SecretKey, id.params.SecretKey, "the driver holds the key")
+	transport := id.httpClient.Transport.(*signingTransport)
+	for _, v := range []any{d, *d, id, *id, id.params, id.endpoints, id.credentials,
+		id.client, *id.client, id.presign, *id.presign, id.httpClient, *id.httpClient, transport, *transport} {
+		for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%d", "%x"} {
+			require.NotContains(t, fmt.Sprintf(verb, v), srv.SecretKey, "%s of %T", verb, v)
+		}
+	}
+}
