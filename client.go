@@ -99,8 +99,10 @@ func resolveEndpoints(p Parameters) (endpoints, error) {
 	return e, nil
 }
 
-// bucketHostPattern matches a bucket's default host: bucket and region.
-var bucketHostPattern = regexp.MustCompile(`^([a-z0-9-]+)\.cos\.([a-z0-9-]+)\.(?:myqcloud\.com|tencentcos\.cn)$`)
+// bucketHostPattern matches a bucket's own COS host, default or internal
+// (<bucket>.cos-internal.<region>.tencentcos.cn, which the docs recommend
+// inside Tencent Cloud): bucket and region.
+var bucketHostPattern = regexp.MustCompile(`^([a-z0-9-]+)\.cos(?:-internal)?\.([a-z0-9-]+)\.(?:myqcloud\.com|tencentcos\.cn)$`)
 
 // bucketHost is the default host of a bucket in a region.
 func bucketHost(bucket, region string) string {

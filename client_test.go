@@ -76,37 +76,83 @@ func httpDo(method, url string) (*http.Response, error) {
 	return resp, resp.Body.Close()
 }
 
-// TestEndpointForms: copy sources always name the bucket's region host;
-// with acceleration only object data goes to the acceleration host.
+// TestEndpointForms: every endpoint form, and where each kind of
+// request goes. Copy sources are always the bucket's region host, which
+// COS wants in x-cos-copy-source; bucket-level requests never go to the
+// acceleration host.
 func TestEndpointForms(t *testing.T) {
-	base := func() Parameters {
-		p := DefaultParameters()
-		p.Bucket, p.Region = "registry-1250000000", "ap-guangzhou"
-		return p
-	}
-	const canonical = "registry-1250000000.cos.ap-guangzhou.myqcloud.com"
-	cases := map[string]struct {
-		tune               func(*Parameters)
-		api, bucket, fails string
+	const b = "registry-1250000000"
+	tests := []struct {
+		name string
+		tune func(*Parameters)
+		// want: api, bucket-level, copy source, redirect, Host header
+		api, bucketAPI, copySource, redirect, hostHeader string
+		err                                              string
 	}{
-		"region":                       {tune: func(p *Parameters) {}, api: canonical, bucket: canonical},
-		"accelerate":                   {tune: func(p *Parameters) { p.Accelerate = true }, api: "registry-1250000000.cos.accelerate.myqcloud.com", bucket: canonical},
-		"custom domain":                {tune: func(p *Parameters) { p.Endpoint = "https://cdn.example.com" }, api: "cdn.example.com", bucket: "cdn.example.com"},
-		"bucket host, region derived":  {tune: func(p *Parameters) { p.Endpoint, p.Region = "https://"+canonical, "" }, api: canonical, bucket: canonical},
-		"accelerate without region":    {tune: func(p *Parameters) { p.Accelerate, p.Region = true, "" }, fails: "region"},
-		"custom domain without region": {tune: func(p *Parameters) { p.Endpoint, p.Region = "https://cdn.example.com", "" }, fails: "region"},
+		{name: "region", tune: func(p *Parameters) {},
+			api: "https://" + b + ".cos.ap-guangzhou.myqcloud.com", bucketAPI: "https://" + b + ".cos.ap-guangzhou.myqcloud.com",
+			copySource: b + ".cos.ap-guangzhou.myqcloud.com", redirect: "https://" + b + ".cos.ap-guangzhou.myqcloud.com"},
+		{name: "region, insecure", tune: func(p *Parameters) { p.Secure = false },
+			api: "http://" + b + ".cos.ap-guangzhou.myqcloud.com", bucketAPI: "http://" + b + ".cos.ap-guangzhou.myqcloud.com",
+			copySource: b + ".cos.ap-guangzhou.myqcloud.com", redirect: "http://" + b + ".cos.ap-guangzhou.myqcloud.com"},
+		{name: "accelerate", tune: func(p *Parameters) { p.Accelerate = true },
+			api: "https://" + b + ".cos.accelerate.myqcloud.com", bucketAPI: "https://" + b + ".cos.ap-guangzhou.myqcloud.com",
+			copySource: b + ".cos.ap-guangzhou.myqcloud.com", redirect: "https://" + b + ".cos.accelerate.myqcloud.com"},
+		{name: "accelerate without region", tune: func(p *Parameters) { p.Accelerate = true; p.Region = "" },
+			err: "parameter region is required with accelerate"},
+		{name: "accelerate with endpoint", tune: func(p *Parameters) { p.Accelerate = true; p.Endpoint = "https://cos.example.com" },
+			err: "endpoint and accelerate exclude each other"},
+		{name: "custom domain", tune: func(p *Parameters) { p.Endpoint = "https://cos.example.com" },
+			api: "https://cos.example.com", bucketAPI: "https://cos.example.com",
+			copySource: b + ".cos.ap-guangzhou.myqcloud.com", redirect: "https://cos.example.com"},
+		{name: "custom domain without region", tune: func(p *Parameters) { p.Endpoint = "https://cos.example.com"; p.Region = "" },
+			err: `parameter region is required with endpoint "https://cos.example.com"`},
+		{name: "tencentcos.cn host names its region", tune: func(p *Parameters) { p.Endpoint = "https://" + b + ".cos.ap-shanghai.tencentcos.cn"; p.Region = "" },
+			api: "https://" + b + ".cos.ap-shanghai.tencentcos.cn", bucketAPI: "https://" + b + ".cos.ap-shanghai.tencentcos.cn",
+			copySource: b + ".cos.ap-shanghai.myqcloud.com", redirect: "https://" + b + ".cos.ap-shanghai.tencentcos.cn"},
+		{name: "myqcloud.com host names its region", tune: func(p *Parameters) { p.Endpoint = "https://" + b + ".cos.ap-guangzhou.myqcloud.com"; p.Region = "" },
+			api: "https://" + b + ".cos.ap-guangzhou.myqcloud.com", bucketAPI: "https://" + b + ".cos.ap-guangzhou.myqcloud.com",
+			copySource: b + ".cos.ap-guangzhou.myqcloud.com", redirect: "https://" + b + ".cos.ap-guangzhou.myqcloud.com"},
+		{name: "internal domain names its region", tune: func(p *Parameters) {
+			p.Endpoint = "https://" + b + ".cos-internal.ap-beijing.tencentcos.cn"
+			p.Region = ""
+		},
+			api: "https://" + b + ".cos-internal.ap-beijing.tencentcos.cn", bucketAPI: "https://" + b + ".cos-internal.ap-beijing.tencentcos.cn",
+			copySource: b + ".cos.ap-beijing.myqcloud.com", redirect: "https://" + b + ".cos-internal.ap-beijing.tencentcos.cn"},
+		{name: "another bucket's host names no region", tune: func(p *Parameters) {
+			p.Endpoint = "https://other-1250000000.cos.ap-shanghai.myqcloud.com"
+			p.Region = ""
+		},
+			err: "parameter region is required with endpoint"},
+		{name: "acceleration host as endpoint names no region", tune: func(p *Parameters) { p.Endpoint = "https://" + b + ".cos.accelerate.myqcloud.com"; p.Region = "" },
+			err: "parameter region is required with endpoint"},
+		{name: "local endpoint", tune: func(p *Parameters) { p.Endpoint = "http://127.0.0.1:9000" },
+			api: "http://127.0.0.1:9000", bucketAPI: "http://127.0.0.1:9000", hostHeader: b + ".cos.ap-guangzhou.myqcloud.com",
+			copySource: b + ".cos.ap-guangzhou.myqcloud.com", redirect: "http://127.0.0.1:9000"},
+		{name: "local endpoint without region", tune: func(p *Parameters) { p.Endpoint = "http://localhost:9000"; p.Region = "" },
+			err: "parameter region is required with endpoint"},
+		{name: "redirect endpoint", tune: func(p *Parameters) { p.RedirectEndpoint = "https://cdn.example.com" },
+			api: "https://" + b + ".cos.ap-guangzhou.myqcloud.com", bucketAPI: "https://" + b + ".cos.ap-guangzhou.myqcloud.com",
+			copySource: b + ".cos.ap-guangzhou.myqcloud.com", redirect: "https://cdn.example.com"},
+		{name: "no region, no endpoint", tune: func(p *Parameters) { p.Region = "" },
+			err: "parameter region is required"},
 	}
-	for name, c := range cases {
-		p := base()
-		c.tune(&p)
-		_, e, err := p.validated()
-		if c.fails != "" {
-			require.ErrorContains(t, err, c.fails, name)
-			continue
-		}
-		require.NoError(t, err, name)
-		require.Equal(t, c.api, e.api.Host, name)
-		require.Equal(t, c.bucket, e.bucketAPI.Host, name)
-		require.Equal(t, canonical, e.copySourceHost, name)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := DefaultParameters()
+			p.Bucket, p.Region = b, "ap-guangzhou"
+			tc.tune(&p)
+			e, err := resolveEndpoints(p)
+			if tc.err != "" {
+				require.ErrorContains(t, err, tc.err)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.api, e.api.String(), "api")
+			require.Equal(t, tc.bucketAPI, e.bucketAPI.String(), "bucket-level requests")
+			require.Equal(t, tc.copySource, e.copySourceHost, "copy source")
+			require.Equal(t, tc.redirect, e.redirect.String(), "redirects")
+			require.Equal(t, tc.hostHeader, e.hostHeader, "Host header")
+		})
 	}
 }
