@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 	cossdk "github.com/tencentyun/cos-go-sdk-v5"
 )
 
@@ -60,36 +61,77 @@ func FuzzKeyMapping(f *testing.F) {
 	})
 }
 
-// FuzzWalkOrder: the in-memory walk of a flat listing visits paths in
-// distribution's path order, whatever the keys.
+// FuzzWalkOrder: the walk over flat pages visits paths in distribution's
+// path order, whatever the keys, with pages of 2 keys so that every
+// buffering decision meets a page end.
 func FuzzWalkOrder(f *testing.F) {
 	f.Add("1.2/a,1.2.3/a,v1/a,v1-rc/a,a-b/c,a/b")
 	f.Add("x,x/y,x-y,x.y/z")
+	f.Add("a-b,a.b,a/c,a0,a/-/x,a/./y,a//z")
 	f.Fuzz(func(t *testing.T, list string) {
-		var objects []cossdk.Object
+		var keys []string
 		for _, k := range strings.Split(list, ",") {
 			if k == "" || strings.HasPrefix(k, "/") || strings.Contains(k, "//") || strings.Contains(k, "\x00") {
 				continue
 			}
-			objects = append(objects, cossdk.Object{Key: "p/" + k})
+			keys = append(keys, "p/"+k)
 		}
-		slices.SortFunc(objects, func(a, b cossdk.Object) int { return strings.Compare(a.Key, b.Key) }) // raw key order, as COS lists
-		var visited []string
-		var visit func(dir string, nodes []*walkNode)
-		visit = func(dir string, nodes []*walkNode) {
-			for _, n := range nodes {
-				p := joinPath(dir, n.name)
-				visited = append(visited, p)
-				visit(p, n.children)
-			}
-		}
-		visit("/p", buildTree("p/", objects))
+		visited, _ := memWalk(t, keys, "/p", 2, nil)
 		for i := 1; i < len(visited); i++ {
 			if !pathLess(visited[i-1], visited[i]) && visited[i-1] != visited[i] {
 				t.Fatalf("walk order broken: %q before %q in %q", visited[i-1], visited[i], visited)
 			}
 		}
 	})
+}
+
+// memWalk walks keys (any order) from the path from (its key prefix is
+// from without the leading slash) with listing pages of pageLen keys,
+// returning the paths visited and the listings made.
+func memWalk(t testing.TB, keys []string, from string, pageLen int, fn storagedriver.WalkFn) ([]string, int) {
+	visited, flat, probes := memWalkHint(t, keys, from, "", pageLen, fn)
+	return visited, flat + len(probes)
+}
+
+// memWalkHint is memWalk with a StartAfterHint, counting flat pages and
+// the directories probed apart.
+func memWalkHint(t testing.TB, keys []string, from, hint string, pageLen int, fn storagedriver.WalkFn) (visited []string, flat int, probes []string) {
+	t.Helper()
+	keys = slices.Clone(keys)
+	slices.Sort(keys) // raw key order, as COS lists
+	keys = slices.Compact(keys)
+	prefix := strings.TrimPrefix(from, "/") + "/"
+	list := func(marker string, maxKeys int, sub string) (*cossdk.BucketGetResult, error) {
+		if sub == "" {
+			flat++
+		} else {
+			probes = append(probes, sub)
+		}
+		res := &cossdk.BucketGetResult{}
+		for _, k := range keys {
+			if k <= marker || !strings.HasPrefix(k, prefix+sub) {
+				continue
+			}
+			if len(res.Contents) == maxKeys {
+				res.IsTruncated, res.NextMarker = true, res.Contents[maxKeys-1].Key
+				break
+			}
+			res.Contents = append(res.Contents, cossdk.Object{Key: k})
+		}
+		return res, nil
+	}
+	w := newWalker(prefix, from, hint, func(fi storagedriver.FileInfo) error {
+		visited = append(visited, fi.Path())
+		if fn != nil {
+			return fn(fi)
+		}
+		return nil
+	}, list)
+	w.pageLen = pageLen
+	if _, err := w.run(); err != nil {
+		t.Fatal(err)
+	}
+	return visited, flat, probes
 }
 
 // FuzzCRCCombine: combining part CRCs equals the CRC of the whole.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"math/rand/v2"
 	"path"
 	"slices"
 	"strings"
@@ -205,4 +207,138 @@ func TestOverThousandObjects(t *testing.T) {
 	require.EqualValues(t, 2, srv.Stats().Count("DeleteMultipleObjects"), "1005 keys delete in two batches")
 	_, err = d.List(context.Background(), "/many")
 	require.IsType(t, storagedriver.PathNotFoundError{}, err)
+}
+
+// randomTree returns keys under "p/" built from names around '/': '-',
+// '.' and '0' sort on either side of it, so raw key order and path order
+// disagree everywhere. Directory and file names never collide (a path is
+// a file or a directory, as in a filesystem). One directory, big, holds
+// bigKeys files.
+func randomTree(rng *rand.Rand, n, bigKeys int) []string {
+	dirs := []string{"a", "a-b", "a.b", "a0", "b", "a-", "-", ".x", "0"}
+	files := []string{"f", "f-", "f.", "f0", "a-f", "a.f", "-f"}
+	seen := map[string]bool{}
+	var keys []string
+	for len(keys) < n {
+		var parts []string
+		for range rng.IntN(4) {
+			parts = append(parts, dirs[rng.IntN(len(dirs))])
+		}
+		parts = append(parts, files[rng.IntN(len(files))])
+		if k := "p/" + strings.Join(parts, "/"); !seen[k] {
+			seen[k] = true
+			keys = append(keys, k)
+		}
+	}
+	big := "p/" + dirs[rng.IntN(len(dirs))] + "/" + dirs[rng.IntN(len(dirs))]
+	for i := range bigKeys {
+		keys = append(keys, fmt.Sprintf("%s/%s%04d", big, files[i%len(files)], i))
+	}
+	return keys
+}
+
+// keysDriver is a tree of keys with just what WalkFallback calls: List
+// and Stat.
+type keysDriver struct {
+	storagedriver.StorageDriver
+	keys []string // "p/a/f": the file /p/a/f
+}
+
+func (k keysDriver) List(_ context.Context, dir string) ([]string, error) {
+	var children []string
+	for _, key := range k.keys {
+		if rel, ok := strings.CutPrefix("/"+key, dir+"/"); ok {
+			name, _, _ := strings.Cut(rel, "/")
+			if p := dir + "/" + name; !slices.Contains(children, p) {
+				children = append(children, p)
+			}
+		}
+	}
+	if len(children) == 0 {
+		return nil, storagedriver.PathNotFoundError{Path: dir}
+	}
+	return children, nil
+}
+
+func (k keysDriver) Stat(_ context.Context, p string) (storagedriver.FileInfo, error) {
+	for _, key := range k.keys {
+		if "/"+key == p || strings.HasPrefix("/"+key, p+"/") {
+			return storagedriver.FileInfoInternal{FileInfoFields: storagedriver.FileInfoFields{Path: p, IsDir: "/"+key != p}}, nil
+		}
+	}
+	return nil, storagedriver.PathNotFoundError{Path: p}
+}
+
+// fallbackWalk walks the same keys with distribution's generic
+// WalkFallback: the reference order.
+func fallbackWalk(t *testing.T, keys []string, hint string, fn storagedriver.WalkFn) []string {
+	t.Helper()
+	var opts []func(*storagedriver.WalkOptions)
+	if hint != "" {
+		opts = append(opts, storagedriver.WithStartAfterHint(hint))
+	}
+	var got []string
+	require.NoError(t, storagedriver.WalkFallback(context.Background(), keysDriver{keys: keys}, "/p", func(fi storagedriver.FileInfo) error {
+		got = append(got, fi.Path())
+		return fn(fi)
+	}, opts...))
+	return got
+}
+
+// TestWalkRandomTreesMatchFallback: on random trees (subtrees above and
+// below a page), with directories skipped at random, stops and hints, the
+// flat walk visits exactly what WalkFallback visits, in its order; the
+// flat pages it reads are those of the keys it visits plus at most one per
+// skipped directory.
+func TestWalkRandomTreesMatchFallback(t *testing.T) {
+	for seed := range uint64(40) {
+		rng := rand.New(rand.NewPCG(seed, 12))
+		keys := randomTree(rng, 50+rng.IntN(400), []int{0, 300, 1500}[seed%3])
+		skipP := rng.Float64() * 0.5
+		stopAt := -1
+		if seed%4 == 1 {
+			stopAt = rng.IntN(len(keys))
+		}
+		decide := func(skipped *[]string) storagedriver.WalkFn {
+			n := 0
+			return func(fi storagedriver.FileInfo) error {
+				n++
+				if n == stopAt {
+					return storagedriver.ErrFilledBuffer
+				}
+				h := fnv.New64a()
+				fmt.Fprint(h, seed, fi.Path())
+				if fi.IsDir() && float64(h.Sum64()%1000)/1000 < skipP {
+					*skipped = append(*skipped, fi.Path())
+					return storagedriver.ErrSkipDir
+				}
+				return nil
+			}
+		}
+		var refSkipped, skipped []string
+		want := fallbackWalk(t, keys, "", decide(&refSkipped))
+		got, flat, probes := memWalkHint(t, keys, "/p", "", maxListKeys, decide(&skipped))
+		require.Equal(t, want, got, "seed %d: walk order", seed)
+		require.Equal(t, refSkipped, skipped, "seed %d: skipped directories", seed)
+		if stopAt < 0 {
+			visitedKeys := 0
+			for _, k := range keys {
+				if !slices.ContainsFunc(skipped, func(dir string) bool { return isUnder("/"+k, dir) }) {
+					visitedKeys++
+				}
+			}
+			limit := (visitedKeys+maxListKeys-1)/maxListKeys + len(skipped) + 1
+			require.LessOrEqual(t, flat, limit, "seed %d: flat pages for %d keys visited, %d skipped dirs", seed, visitedKeys, len(skipped))
+			require.Len(t, slices.Compact(slices.Sorted(slices.Values(probes))), len(probes), "seed %d: a directory probed twice", seed)
+		}
+		// A hint at a visited path, or at a path that does not exist.
+		all := fallbackWalk(t, keys, "", func(storagedriver.FileInfo) error { return nil })
+		hint := all[rng.IntN(len(all))]
+		if seed%2 == 0 {
+			hint += []string{"-", ".", "/0", "0"}[rng.IntN(4)]
+		}
+		want = fallbackWalk(t, keys, hint, func(storagedriver.FileInfo) error { return nil })
+		got, _, _ = memWalkHint(t, keys, "/p", hint, maxListKeys, nil)
+		require.Equal(t, want, got, "seed %d: walk after hint %q", seed, hint)
+	}
 }
