@@ -342,3 +342,56 @@ func TestWalkRandomTreesMatchFallback(t *testing.T) {
 		require.Equal(t, want, got, "seed %d: walk after hint %q", seed, hint)
 	}
 }
+
+// TestWalkListingCost pins the cost of flat walks through the emulator: a
+// walk costs its pages, and a skipped subtree the page ends inside costs
+// one listing that jumps past it (the marker goes over the wire).
+func TestWalkListingCost(t *testing.T) {
+	srv := newServer(t, costest.Options{})
+	d := newTestDriver(t, srv, nil)
+	in := internal(d)
+	var keys []string
+	for i := range 1200 {
+		keys = append(keys, fmt.Sprintf("c/blobs/sha256/%02x/%04d/data", i%256, i))
+	}
+	for i := range 2500 {
+		keys = append(keys, fmt.Sprintf("c/big/f%04d", i))
+	}
+	keys = append(keys, "c/big-1/f", "c/big.1/f", "c/big0/f", "c/small/f")
+	work := make(chan string)
+	errs := make(chan error, len(keys))
+	for range 16 {
+		go func() {
+			for k := range work {
+				errs <- in.putObject(context.Background(), k, []byte("x"), nil)
+			}
+		}()
+	}
+	for _, k := range keys {
+		work <- k
+	}
+	close(work)
+	for range keys {
+		require.NoError(t, <-errs)
+	}
+
+	srv.ResetStats()
+	blobs, err := walked(t, d, "/c/blobs", nil)
+	require.NoError(t, err)
+	require.Len(t, blobs, 1200+256+1+1200, "files, their directories and sha256")
+	require.EqualValues(t, 2, srv.Stats().Count("ListObjects"), "1,200 blobs: two flat pages")
+
+	srv.ResetStats()
+	got, err := walked(t, d, "/c", func(fi storagedriver.FileInfo) error {
+		if fi.Path() == "/c/big" || fi.Path() == "/c/blobs" {
+			return storagedriver.ErrSkipDir
+		}
+		return nil
+	})
+	require.NoError(t, err)
+	require.Equal(t, []string{"/c/big", "/c/big-1", "/c/big-1/f", "/c/big.1", "/c/big.1/f", "/c/big0", "/c/big0/f",
+		"/c/blobs", "/c/small", "/c/small/f"}, got)
+	// Page 1 holds big-1, big.1 and 998 keys of big; skipping big jumps
+	// to big0, whose page ends inside blobs; skipping blobs jumps to small.
+	require.EqualValues(t, 3, srv.Stats().Count("ListObjects"), "a skipped subtree is jumped over")
+}

@@ -112,7 +112,7 @@ func BenchmarkDeleteTree(b *testing.B) {
 
 // seedObjects writes n objects through the driver's PutContent, 32 at a
 // time; object(i) names the path and content of the i-th.
-func seedObjects(b *testing.B, driver storagedriver.StorageDriver, n int, object func(i int) (string, []byte)) {
+func seedObjects(b testing.TB, driver storagedriver.StorageDriver, n int, object func(i int) (string, []byte)) {
 	ctx := context.Background()
 	err := parallel(n, 32, func(i int) error {
 		path, content := object(i)

@@ -3,7 +3,9 @@ package bench
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -12,6 +14,9 @@ import (
 	"github.com/distribution/distribution/v3/registry/storage"
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 	"github.com/opencontainers/go-digest"
+
+	"github.com/distribution/reference"
+	"github.com/stretchr/testify/require"
 
 	"github.com/registry-cos/cos/costest"
 	"github.com/registry-cos/cos/internal/testenv"
@@ -214,7 +219,7 @@ func BenchmarkGarbageCollect(b *testing.B) {
 
 // seedGarbage writes the garbage collector's data set and returns how many
 // blobs it holds.
-func seedGarbage(b *testing.B, driver storagedriver.StorageDriver, round, repos, manifestsPerRepo, orphans int) int {
+func seedGarbage(b testing.TB, driver storagedriver.StorageDriver, round, repos, manifestsPerRepo, orphans int) int {
 	type object struct {
 		path    string
 		content []byte
@@ -283,4 +288,90 @@ func countBlobs(b *testing.B, driver storagedriver.StorageDriver) int {
 		b.Fatal(err)
 	}
 	return n
+}
+
+// TestRegistryWalkListings counts the listing requests of the registry's
+// own walks over one registry of 150 repositories (3 images each) and
+// 1,500 unreferenced blobs: the catalog, a tag list and a garbage-collect
+// dry run. Flat pages cost about a request per 1,000 keys walked; a
+// listing per repository, tag or blob would blow every bound here.
+func TestRegistryWalkListings(t *testing.T) {
+	ctx := context.Background()
+	const repos, images, orphans = 150, 3, 1500
+	emulator := newEmulator(t, costest.Faults{})
+	driver := newDriver(t, emulator)
+	blobs := seedGarbage(t, driver, 0, repos, images, orphans)
+	const tagRepo, tags, history = "bench/tags", 300, 5
+	seedObjects(t, driver, tags*(1+history), func(i int) (string, []byte) {
+		tag, h := fmt.Sprintf("v%04d", i/(1+history)), i%(1+history)
+		dir := fmt.Sprintf("%s/repositories/%s/_manifests/tags/%s", registryRoot, tagRepo, tag)
+		d := fakeDigest(tag, h)
+		if h == 0 {
+			return dir + "/current/link", []byte(d)
+		}
+		return dir + "/index/sha256/" + d.Encoded() + "/link", []byte(d)
+	})
+	// The garbage collector needs every repository to have a _layers.
+	layer := fakeDigest("layer")
+	require.NoError(t, driver.PutContent(ctx, registryRoot+"/repositories/"+tagRepo+"/_layers/sha256/"+layer.Encoded()+"/link", []byte(layer)))
+	namespace, err := storage.NewRegistry(ctx, driver)
+	require.NoError(t, err)
+	listings := func() int64 { return settledStats(emulator).Count("ListObjects") }
+	pages := func(keys int) int64 { return int64((keys + 999) / 1000) }
+
+	// Catalog: every key lies in a skipped _layers or _manifests, so the
+	// cost is the pages the skips do not jump over, plus probes for the
+	// "bench/gc" and "bench/gc-0" directories that names like
+	// "bench/gc-0-001" leave open.
+	emulator.ResetStats()
+	names := make([]string, repos+10)
+	n, err := namespace.Repositories(ctx, names, "")
+	require.ErrorIs(t, err, io.EOF)
+	require.Equal(t, repos+1, n, "repositories in the catalog")
+	catalogKeys := repos*images*(5+3) + tags*(1+history) + 1
+	catalog := listings()
+	t.Logf("catalog of %d repositories (%d keys): %d listings", n, catalogKeys, catalog)
+	require.LessOrEqual(t, catalog, pages(catalogKeys)+2, "catalog listings")
+
+	// Tag list: 300 tags, each with its current and index directories
+	// skipped.
+	emulator.ResetStats()
+	named, err := reference.WithName(tagRepo)
+	require.NoError(t, err)
+	repo, err := namespace.Repository(ctx, named)
+	require.NoError(t, err)
+	// The registry's paged tag list (the API's ?n=) walks; All lists.
+	lister, ok := repo.Tags(ctx).(interface {
+		List(ctx context.Context, limit int, last string) ([]string, error)
+	})
+	require.True(t, ok, "the tag store pages with List")
+	all, err := lister.List(ctx, -1, "")
+	require.ErrorIs(t, err, io.EOF) // the walk ran to the end
+	require.Len(t, all, tags)
+	tagList := listings()
+	t.Logf("tag list of %d tags (%d keys): %d listings", tags, tags*(1+history), tagList)
+	require.LessOrEqual(t, tagList, 2*pages(tags*(1+history)), "tag list listings")
+	emulator.ResetStats()
+	var paged []string
+	for last := ""; ; {
+		page, err := lister.List(ctx, 100, last)
+		paged = append(paged, page...)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		require.NoError(t, err)
+		last = page[len(page)-1]
+	}
+	require.Equal(t, all, paged, "tags paged 100 at a time")
+	t.Logf("tag list in pages of 100: %d listings", listings())
+	require.LessOrEqual(t, listings(), 4*pages(tags*(1+history)), "paged tag list listings")
+
+	// Garbage-collect dry run: the catalog, one walk of each repository's
+	// revisions and one of its layer links (the collector's own design),
+	// and the blob store in flat pages.
+	emulator.ResetStats()
+	require.NoError(t, storage.MarkAndSweep(ctx, driver, namespace, storage.GCOpts{DryRun: true, Quiet: true}))
+	gc := listings()
+	t.Logf("garbage-collect over %d blobs: %d listings", blobs, gc)
+	require.LessOrEqual(t, gc, catalog+2*int64(repos+1)+pages(blobs)+1, "garbage-collect listings")
 }
