@@ -71,6 +71,8 @@ type driver struct {
 	metrics      *metrics
 	// credentials sign every request (credentials.go).
 	credentials credentialSource
+	// heads are the answers of recent Stats, for the Move after (move.go).
+	heads headMemo
 }
 
 // Format prints the driver as its parameters with the secrets left out.
@@ -202,6 +204,7 @@ func (d *driver) Stat(ctx context.Context, path string) (storagedriver.FileInfo,
 	if key != "" {
 		head, err := d.head(ctx, key)
 		if err == nil {
+			d.heads.put(key, head)
 			return head.fileInfo(path), nil
 		}
 		if !isNotFound(err) {

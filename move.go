@@ -12,6 +12,11 @@ import (
 
 // Move copies sourcePath to destPath on the server (in parallel parts above
 // multipartcopythreshold), then deletes the source key.
+//
+// The registry Stats the source right before it moves it; a source whose
+// Stat this driver answered is copied without a HEAD of its own, pinned to
+// the ETag that Stat saw (x-cos-copy-source-If-Match): if another process
+// changed or removed the source since, the copy fails and Move looks again.
 func (d *driver) Move(ctx context.Context, sourcePath, destPath string) error {
 	src, dst := d.key(sourcePath), d.key(destPath)
 	// The destination may hold an upload in progress, whose state record
@@ -24,12 +29,16 @@ func (d *driver) Move(ctx context.Context, sourcePath, destPath string) error {
 			dstHead <- h
 		}()
 	}
-	head, err := d.head(ctx, src)
-	if err != nil {
-		if isNotFound(err) {
-			return storagedriver.PathNotFoundError{Path: sourcePath}
+	head, pinned := d.heads.take(src)
+	pinned = pinned && head.uploadSize < 0 && head.etag != ""
+	var err error
+	if !pinned {
+		if head, err = d.head(ctx, src); err != nil {
+			if isNotFound(err) {
+				return storagedriver.PathNotFoundError{Path: sourcePath}
+			}
+			return err
 		}
-		return err
 	}
 	if head.uploadSize >= 0 {
 		return storagedriver.PathNotFoundError{Path: sourcePath}
@@ -45,11 +54,23 @@ func (d *driver) Move(ctx context.Context, sourcePath, destPath string) error {
 			return err
 		}
 	}
-	// Validate caps the threshold at COS's 5 GB single-copy limit.
-	if head.size > d.params.MultipartCopyThreshold {
-		err = d.multipartCopy(ctx, src, dst, head)
+	if pinned {
+		err = d.copy(ctx, src, dst, head, head.etag)
+		if statusOf(err) == http.StatusPreconditionFailed || isNotFound(err) {
+			// Changed or removed since the Stat: look again.
+			if head, err = d.head(ctx, src); err != nil {
+				if isNotFound(err) {
+					return storagedriver.PathNotFoundError{Path: sourcePath}
+				}
+				return err
+			}
+			if head.uploadSize >= 0 {
+				return storagedriver.PathNotFoundError{Path: sourcePath}
+			}
+			err = d.copy(ctx, src, dst, head, "")
+		}
 	} else {
-		err = d.copyObject(ctx, src, dst, head)
+		err = d.copy(ctx, src, dst, head, "")
 	}
 	if err != nil {
 		return err
@@ -62,15 +83,26 @@ func (d *driver) Move(ctx context.Context, sourcePath, destPath string) error {
 	return d.deleteObject(ctx, src)
 }
 
+// copy copies src, as head describes it, to dst; with ifMatch set, only
+// the source version of that ETag.
+func (d *driver) copy(ctx context.Context, src, dst string, head objectHead, ifMatch string) error {
+	// Validate caps the threshold at COS's 5 GB single-copy limit.
+	if head.size > d.params.MultipartCopyThreshold {
+		return d.multipartCopy(ctx, src, dst, head, ifMatch)
+	}
+	return d.copyObject(ctx, src, dst, head, ifMatch)
+}
+
 // copySource is the x-cos-copy-source value of key.
 func (d *driver) copySource(key string) string {
 	return d.endpoints.copySourceHost + "/" + key
 }
 
-func (d *driver) copyObject(ctx context.Context, src, dst string, head objectHead) error {
+// copyObject copies src to dst in one request.
+func (d *driver) copyObject(ctx context.Context, src, dst string, head objectHead, ifMatch string) error {
 	var result *cossdk.ObjectCopyResult
 	err := d.do(ctx, "CopyObject", dst, func(ctx context.Context) (*cossdk.Response, error) {
-		h := &cossdk.ObjectCopyHeaderOptions{XCosStorageClass: d.params.StorageClass}
+		h := &cossdk.ObjectCopyHeaderOptions{XCosStorageClass: d.params.StorageClass, XCosCopySourceIfMatch: ifMatch}
 		d.encryption(func(name, value string) {
 			if h.XOptionHeader == nil {
 				h.XOptionHeader = &http.Header{}
@@ -91,7 +123,7 @@ func (d *driver) copyObject(ctx context.Context, src, dst string, head objectHea
 // multipartCopy copies src to dst on the server in parallel Upload Part -
 // Copy requests of multipartcopychunksize, so objects above COS's 5 GB
 // single-copy limit move too. A failed copy aborts its upload.
-func (d *driver) multipartCopy(ctx context.Context, src, dst string, head objectHead) error {
+func (d *driver) multipartCopy(ctx context.Context, src, dst string, head objectHead, ifMatch string) error {
 	uploadID, err := d.initiate(ctx, dst)
 	if err != nil {
 		return err
@@ -111,7 +143,7 @@ func (d *driver) multipartCopy(ctx context.Context, src, dst string, head object
 				last := min(first+chunk, head.size) - 1
 				errs <- d.do(ctx, "UploadPartCopy", dst, func(ctx context.Context) (*cossdk.Response, error) {
 					res, resp, err := d.client.Object.CopyPart(ctx, dst, uploadID, i+1, d.copySource(src),
-						&cossdk.ObjectCopyPartOptions{XCosCopySourceRange: fmt.Sprintf("bytes=%d-%d", first, last)})
+						&cossdk.ObjectCopyPartOptions{XCosCopySourceRange: fmt.Sprintf("bytes=%d-%d", first, last), XCosCopySourceIfMatch: ifMatch})
 					if err == nil {
 						parts[i] = cossdk.Object{PartNumber: i + 1, ETag: res.ETag}
 					}
@@ -148,4 +180,37 @@ func (d *driver) multipartCopy(ctx context.Context, src, dst string, head object
 		return err
 	}
 	return nil
+}
+
+// headMemo holds the HEAD answers of the last Stats, a few at most: the
+// registry's Move follows its Stat of the same key within one request.
+type headMemo struct {
+	mu    sync.Mutex
+	heads map[string]objectHead
+}
+
+const headMemoSize = 64
+
+func (m *headMemo) put(key string, h objectHead) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.heads == nil {
+		m.heads = map[string]objectHead{}
+	}
+	if _, ok := m.heads[key]; !ok && len(m.heads) >= headMemoSize {
+		for k := range m.heads { // forget any one
+			delete(m.heads, k)
+			break
+		}
+	}
+	m.heads[key] = h
+}
+
+// take returns and forgets the remembered HEAD of key.
+func (m *headMemo) take(key string) (objectHead, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	h, ok := m.heads[key]
+	delete(m.heads, key)
+	return h, ok
 }

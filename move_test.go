@@ -47,8 +47,8 @@ func TestCopyCRCMismatchIsFinal(t *testing.T) {
 	head.crc64 = "12345" // what the source's HEAD would have said were it another object
 
 	for name, copyFn := range map[string]func() error{
-		"CopyObject":              func() error { return id.copyObject(ctx, id.key("/src"), id.key("/single"), head) },
-		"CompleteMultipartUpload": func() error { return id.multipartCopy(ctx, id.key("/src"), id.key("/parts"), head) },
+		"CopyObject":              func() error { return id.copyObject(ctx, id.key("/src"), id.key("/single"), head, "") },
+		"CompleteMultipartUpload": func() error { return id.multipartCopy(ctx, id.key("/src"), id.key("/parts"), head, "") },
 	} {
 		srv.ResetStats()
 		err := copyFn()
@@ -100,5 +100,56 @@ func TestMoveOntoUploadAbortsIt(t *testing.T) {
 		got, err := d.GetContent(ctx, p)
 		require.NoError(t, err)
 		require.Equal(t, "new", string(got), name)
+	}
+}
+
+// TestMoveAfterStat: the registry Stats an upload and moves it right
+// after; Move takes that Stat's answer instead of a HEAD of its own, on
+// both copy paths.
+func TestMoveAfterStat(t *testing.T) {
+	ctx := context.Background()
+	srv := newServer(t, costest.Options{})
+	d := newTestDriver(t, srv, func(p *Parameters) { p.MultipartCopyThreshold = minPartSize })
+	for name, size := range map[string]int{"CopyObject": minPartSize / 2, "UploadPartCopy": 2*minPartSize + 1} {
+		content := randomBytes(t, size)
+		require.NoError(t, d.PutContent(ctx, "/src", content))
+		_, err := d.Stat(ctx, "/src")
+		require.NoError(t, err)
+		srv.ResetStats()
+		require.NoError(t, d.Move(ctx, "/src", "/dst"))
+		require.Zero(t, srv.Stats().Count("HeadObject"), "%s: Move after Stat asks no HEAD", name)
+		require.Positive(t, srv.Stats().Count(name), "%s: copied that way", name)
+		got, err := d.GetContent(ctx, "/dst")
+		require.NoError(t, err)
+		require.Equal(t, content, got, "%s: moved content", name)
+		_, err = d.Stat(ctx, "/src")
+		require.IsType(t, storagedriver.PathNotFoundError{}, err, "%s: source gone", name)
+	}
+}
+
+// TestMoveAfterStatSourceChanged: another process (a second driver on the
+// same bucket) rewrites or removes the source between this driver's Stat
+// and its Move: the pinned copy fails and Move moves what is there now.
+func TestMoveAfterStatSourceChanged(t *testing.T) {
+	ctx := context.Background()
+	srv := newServer(t, costest.Options{})
+	tune := func(p *Parameters) { p.MultipartCopyThreshold = minPartSize }
+	d, other := newTestDriver(t, srv, tune), newTestDriver(t, srv, tune)
+	for name, size := range map[string]int{"single copy": minPartSize / 2, "part copies": 2*minPartSize + 1} {
+		require.NoError(t, d.PutContent(ctx, "/src", randomBytes(t, size)))
+		_, err := d.Stat(ctx, "/src")
+		require.NoError(t, err)
+		newer := randomBytes(t, size+1)
+		require.NoError(t, other.PutContent(ctx, "/src", newer))
+		require.NoError(t, d.Move(ctx, "/src", "/dst"))
+		got, err := d.GetContent(ctx, "/dst")
+		require.NoError(t, err)
+		require.Equal(t, newer, got, "%s: the source as it is now moved", name)
+
+		require.NoError(t, d.PutContent(ctx, "/src", newer))
+		_, err = d.Stat(ctx, "/src")
+		require.NoError(t, err)
+		require.NoError(t, other.Delete(ctx, "/src"))
+		require.IsType(t, storagedriver.PathNotFoundError{}, d.Move(ctx, "/src", "/dst"), "%s: source removed meanwhile", name)
 	}
 }

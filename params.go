@@ -164,6 +164,7 @@ func (p Parameters) withDefaults() Parameters {
 	setDefault(&p.MaxBufferMemory, DefaultBufferChunks*p.ChunkSize)
 	setDefault(&p.RedirectExpiry, DefaultRedirectExpiry)
 	setDefault(&p.MultipartCopyChunkSize, DefaultMultipartCopyChunkSize)
+	setDefault(&p.MultipartCopyThreshold, DefaultMultipartCopyThreshold)
 	setDefault(&p.RoleDuration, DefaultRoleDuration)
 	setDefault(&p.RoleSessionName, DefaultRoleSessionName)
 	p.StorageClass = strings.ToUpper(p.StorageClass)

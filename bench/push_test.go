@@ -1,0 +1,69 @@
+package bench
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/registry-cos/cos/costest"
+)
+
+// pushPhases pushes one blob of size through a registry on the emulator,
+// one upload request at a time, and returns the COS requests each made.
+func pushPhases(t *testing.T, size int64) (post, patch, put costest.Stats) {
+	ctx := context.Background()
+	emulator := newEmulator(t, costest.Faults{})
+	base := newRegistry(t, registryStorage("cos", cosParameters(emulator), false))
+	emulator.ResetStats()
+	loc, err := blobRequest(ctx, http.MethodPost, base+"/v2/bench/push/blobs/uploads/", nil, 0, http.StatusAccepted)
+	require.NoError(t, err)
+	post = settledStats(emulator)
+	emulator.ResetStats()
+	loc, err = blobRequest(ctx, http.MethodPatch, loc, newPatternReader(1, size), size, http.StatusAccepted)
+	require.NoError(t, err)
+	patch = settledStats(emulator)
+	emulator.ResetStats()
+	u, err := url.Parse(loc)
+	require.NoError(t, err)
+	q := u.Query()
+	q.Set("digest", patternDigest(1, size).String())
+	u.RawQuery = q.Encode()
+	_, err = blobRequest(ctx, http.MethodPut, u.String(), nil, 0, http.StatusCreated)
+	require.NoError(t, err)
+	put = settledStats(emulator)
+	return post, patch, put
+}
+
+// TestPushRoundTrips counts the COS requests of each request of a blob
+// upload, one after another on the push's critical path. The registry's
+// own: startedat and hash states (PUT, GET, a listing), Stats of the
+// upload and the blob (HEAD, and a listing when the blob is new), the
+// layer link, deleting the upload directory (a listing and a batch
+// delete). The driver's: the upload-state record (GET, PUT), the part,
+// completing, and a Move that reuses the HEAD of the registry's Stat just
+// before it: one CopyObject up to multipartcopythreshold (32 MiB), else
+// an initiate, parallel part copies and a completion; then the DELETE of
+// the source.
+func TestPushRoundTrips(t *testing.T) {
+	for _, tc := range []struct {
+		size             int64
+		patch, put       int64
+		copies, initiate int64
+	}{
+		{size: 1 << 20, patch: 7, put: 15},
+		// 40 MiB: 3 parts of 16 MiB; 2 part copies of 32 MiB.
+		{size: 40 << 20, patch: 9, put: 18, copies: 2, initiate: 1},
+	} {
+		post, patch, put := pushPhases(t, tc.size)
+		t.Logf("%d bytes\nPOST:%s\nPATCH:%s\nPUT:%s", tc.size, requestTable(post), requestTable(patch), requestTable(put))
+		require.EqualValues(t, 3, post.Total(), "%d bytes: COS requests of the POST", tc.size)
+		require.EqualValues(t, tc.patch, patch.Total(), "%d bytes: COS requests of the PATCH", tc.size)
+		require.EqualValues(t, tc.put, put.Total(), "%d bytes: COS requests of the PUT", tc.size)
+		require.EqualValues(t, 3, put.Count("HeadObject"), "%d bytes: the registry's Stats only, Move asks none", tc.size)
+		require.EqualValues(t, tc.copies, put.Count("UploadPartCopy"), "%d bytes: part copies", tc.size)
+		require.EqualValues(t, tc.initiate, put.Count("InitiateMultipartUpload"), "%d bytes: a multipart copy only above the threshold", tc.size)
+	}
+}
