@@ -302,18 +302,7 @@ func TestRegistryWalkListings(t *testing.T) {
 	driver := newDriver(t, emulator)
 	blobs := seedGarbage(t, driver, 0, repos, images, orphans)
 	const tagRepo, tags, history = "bench/tags", 300, 5
-	seedObjects(t, driver, tags*(1+history), func(i int) (string, []byte) {
-		tag, h := fmt.Sprintf("v%04d", i/(1+history)), i%(1+history)
-		dir := fmt.Sprintf("%s/repositories/%s/_manifests/tags/%s", registryRoot, tagRepo, tag)
-		d := fakeDigest(tag, h)
-		if h == 0 {
-			return dir + "/current/link", []byte(d)
-		}
-		return dir + "/index/sha256/" + d.Encoded() + "/link", []byte(d)
-	})
-	// The garbage collector needs every repository to have a _layers.
-	layer := fakeDigest("layer")
-	require.NoError(t, driver.PutContent(ctx, registryRoot+"/repositories/"+tagRepo+"/_layers/sha256/"+layer.Encoded()+"/link", []byte(layer)))
+	seedTags(t, driver, tagRepo, tags, history)
 	namespace, err := storage.NewRegistry(ctx, driver)
 	require.NoError(t, err)
 	listings := func() int64 { return settledStats(emulator).Count("ListObjects") }
@@ -374,4 +363,23 @@ func TestRegistryWalkListings(t *testing.T) {
 	gc := listings()
 	t.Logf("garbage-collect over %d blobs: %d listings", blobs, gc)
 	require.LessOrEqual(t, gc, catalog+2*int64(repos+1)+pages(blobs)+1, "garbage-collect listings")
+}
+
+// seedTags writes a repository of tags, each with a current link and an
+// index of history revisions, and one layer link (the garbage collector
+// needs every repository to have a _layers).
+func seedTags(tb testing.TB, driver storagedriver.StorageDriver, repo string, tags, history int) {
+	seedObjects(tb, driver, tags*(1+history)+1, func(i int) (string, []byte) {
+		if i == tags*(1+history) {
+			layer := fakeDigest("layer")
+			return registryRoot + "/repositories/" + repo + "/_layers/sha256/" + layer.Encoded() + "/link", []byte(layer)
+		}
+		tag, h := fmt.Sprintf("v%04d", i/(1+history)), i%(1+history)
+		dir := fmt.Sprintf("%s/repositories/%s/_manifests/tags/%s", registryRoot, repo, tag)
+		d := fakeDigest(tag, h)
+		if h == 0 {
+			return dir + "/current/link", []byte(d)
+		}
+		return dir + "/index/sha256/" + d.Encoded() + "/link", []byte(d)
+	})
 }

@@ -1,0 +1,295 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/registry-cos/cos"
+	"github.com/registry-cos/cos/costest"
+)
+
+// BenchmarkOutOfProcess measures the registry the way an operator runs it:
+// `registry-cos serve` and `cos-emulator` as separate processes (both
+// built by the benchmark), go-containerregistry's remote (crane's client)
+// pushing and pulling from this process, and the upstream filesystem
+// driver served by the same binary as the reference, in the same run.
+//
+//   - push-MBps, pull-MBps: one 256 MiB layer (32 MiB with -short);
+//     "throttled" is cos-emulator -latency 20ms -bandwidth 50 (MB/s per
+//     connection); pulls with redirects off go through the registry;
+//   - CPU-s-per-GB: the registry process's user+system CPU time
+//     (/proc/PID/stat) over the push, per GB pushed;
+//   - push-reqs: COS requests of the push (from cos-emulator -admin-addr);
+//   - catalog, tag list and garbage-collect --dry-run at 20 ms: listing
+//     requests and wall time over 150 repositories of 3 images, 1,500
+//     unreferenced blobs and a repository of 300 tags.
+func BenchmarkOutOfProcess(b *testing.B) {
+	size := scaled[int64](256*mib, 32*mib)
+	registry := buildRegistry(b)
+	emulatorBin := filepath.Join(b.TempDir(), "cos-emulator")
+	if out, err := exec.Command("go", "build", "-o", emulatorBin, "github.com/registry-cos/cos/cmd/cos-emulator").CombinedOutput(); err != nil {
+		b.Fatalf("go build cos-emulator: %v\n%s", err, out)
+	}
+	content, err := io.ReadAll(newPatternReader(7, size))
+	if err != nil {
+		b.Fatal(err)
+	}
+
+	b.Run("filesystem", func(b *testing.B) {
+		storage := fmt.Sprintf("filesystem:\n    rootdirectory: %s\n  redirect:\n    disable: true", b.TempDir())
+		for range b.N {
+			benchmarkPushPull(b, startServe(b, registry, storage), nil, content)
+		}
+	})
+	for _, tc := range []struct {
+		name      string
+		latency   string
+		bandwidth string
+		redirect  bool
+	}{
+		{"cos/unthrottled", "0s", "0", false},
+		{"cos/throttled/redirect-off", "20ms", "50", false},
+		{"cos/throttled/redirect-on", "20ms", "50", true},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			em := startEmulatorProcess(b, emulatorBin, tc.latency, tc.bandwidth)
+			for range b.N {
+				benchmarkPushPull(b, startServe(b, registry, em.storage(tc.redirect)), em, content)
+			}
+		})
+	}
+	b.Run("cos/walks-at-20ms", func(b *testing.B) {
+		em := startEmulatorProcess(b, emulatorBin, "20ms", "0")
+		for range b.N {
+			benchmarkWalks(b, registry, em)
+		}
+	})
+}
+
+// emulatorProcess is a cos-emulator subprocess.
+type emulatorProcess struct {
+	url, admin string
+}
+
+func startEmulatorProcess(b *testing.B, binary, latency, bandwidth string) *emulatorProcess {
+	b.Helper()
+	addr, admin := freeAddr(b), freeAddr(b)
+	cmd := exec.Command(binary, "-addr", addr, "-admin-addr", admin, "-data", b.TempDir(), "-latency", latency, "-bandwidth", bandwidth)
+	var log bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		b.Fatalf("start cos-emulator: %v", err)
+	}
+	b.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	em := &emulatorProcess{url: "http://" + addr, admin: "http://" + admin}
+	waitFor(b, em.admin+"/stats", func() string { return log.String() })
+	return em
+}
+
+// storage is the storage section of a registry on the emulator.
+func (em *emulatorProcess) storage(redirect bool) string {
+	return fmt.Sprintf(`cos:
+    secretid: %s
+    secretkey: %s
+    bucket: %s
+    region: %s
+    endpoint: %s
+  redirect:
+    disable: %v`, costest.DefaultSecretID, costest.DefaultSecretKey, costest.DefaultBucket, costest.DefaultRegion, em.url, !redirect)
+}
+
+func (em *emulatorProcess) reset(b *testing.B) {
+	resp, err := http.Post(em.admin+"/stats/reset", "", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	resp.Body.Close()
+}
+
+func (em *emulatorProcess) stats(b *testing.B) costest.Stats {
+	resp, err := http.Get(em.admin + "/stats")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var s costest.Stats
+	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
+		b.Fatal(err)
+	}
+	return s
+}
+
+// servedRegistry is a `registry-cos serve` subprocess.
+type servedRegistry struct {
+	base, config string
+	pid          int
+}
+
+func startServe(b *testing.B, binary, storage string) *servedRegistry {
+	b.Helper()
+	addr := freeAddr(b)
+	config := fmt.Sprintf(`version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  %s
+  cache:
+    blobdescriptor: inmemory
+  maintenance:
+    uploadpurging:
+      enabled: false
+  delete:
+    enabled: true
+http:
+  addr: %s
+  secret: registry-cos-bench
+`, storage, addr)
+	path := filepath.Join(b.TempDir(), "config.yml")
+	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command(binary, "serve", path)
+	var log bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		b.Fatalf("start %s serve: %v", binary, err)
+	}
+	b.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	r := &servedRegistry{base: "http://" + addr, config: path, pid: cmd.Process.Pid}
+	waitFor(b, r.base+"/v2/", func() string { return log.String() })
+	return r
+}
+
+// waitFor polls url until it answers 200.
+func waitFor(b *testing.B, url string, log func() string) {
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("%s did not answer within 60s:\n%s", url, log())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// benchmarkPushPull pushes content as a layer with crane's client, then
+// pulls it back, reporting MB/s, the registry's CPU per GB pushed and,
+// on COS, the requests of the push.
+func benchmarkPushPull(b *testing.B, r *servedRegistry, em *emulatorProcess, content []byte) {
+	ctx := context.Background()
+	repo, err := name.NewRepository(strings.TrimPrefix(r.base, "http://")+"/bench/oop", name.Insecure)
+	if err != nil {
+		b.Fatal(err)
+	}
+	layer := static.NewLayer(content, types.OCILayer)
+	dgst, err := layer.Digest()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if em != nil {
+		em.reset(b)
+	}
+	cpu0, err := procCPUSeconds(r.pid)
+	if err != nil {
+		b.Fatal(err)
+	}
+	push, err := timed(func() error { return remote.WriteLayer(repo, layer, remote.WithContext(ctx)) })
+	if err != nil {
+		b.Fatalf("push: %v", err)
+	}
+	cpu1, err := procCPUSeconds(r.pid)
+	if err != nil {
+		b.Fatal(err)
+	}
+	size := int64(len(content))
+	b.ReportMetric(mbPerSecond(size, push), "push-MBps")
+	b.ReportMetric((cpu1-cpu0)/(float64(size)/1e9), "CPU-s-per-GB")
+	if em != nil {
+		s := em.stats(b)
+		b.ReportMetric(float64(s.Total()), "push-reqs")
+		b.ReportMetric(float64(s.Total()-s.Count("UploadPart")-s.Count("UploadPartCopy")), "push-serial-reqs")
+		b.Logf("COS requests of the push:%s", requestTable(s))
+	}
+	pull, err := timed(func() error {
+		l, err := remote.Layer(repo.Digest(dgst.String()), remote.WithContext(ctx))
+		if err != nil {
+			return err
+		}
+		rc, err := l.Compressed()
+		if err != nil {
+			return err
+		}
+		defer rc.Close()
+		n, err := io.Copy(io.Discard, rc)
+		if err == nil && n != size {
+			err = fmt.Errorf("pulled %d bytes of %d", n, size)
+		}
+		return err
+	})
+	if err != nil {
+		b.Fatalf("pull: %v", err)
+	}
+	b.ReportMetric(mbPerSecond(size, pull), "pull-MBps")
+}
+
+// benchmarkWalks seeds the registry's tree straight into the emulator and
+// times the catalog, a tag list and a garbage-collect dry run.
+func benchmarkWalks(b *testing.B, registry string, em *emulatorProcess) {
+	params := cos.DefaultParameters()
+	params.SecretID, params.SecretKey = costest.DefaultSecretID, costest.DefaultSecretKey
+	params.Bucket, params.Region, params.Endpoint = costest.DefaultBucket, costest.DefaultRegion, em.url
+	driver, err := cos.New(context.Background(), params)
+	if err != nil {
+		b.Fatal(err)
+	}
+	seedGarbage(b, driver, 0, 150, 3, 1500)
+	seedTags(b, driver, "bench/tags", 300, 5)
+	r := startServe(b, registry, em.storage(false))
+	for _, w := range []struct {
+		name string
+		run  func() error
+	}{
+		{"catalog", func() error { fetchList(b, r.base+"/v2/_catalog?n=1000", "repositories"); return nil }},
+		{"tags", func() error { fetchList(b, r.base+"/v2/bench/tags/tags/list?n=1000", "tags"); return nil }},
+		{"gc", func() error {
+			out, err := exec.Command(registry, "garbage-collect", "--dry-run", "--quiet", r.config).CombinedOutput()
+			if err != nil {
+				return fmt.Errorf("%v: %s", err, out)
+			}
+			return nil
+		}},
+	} {
+		em.reset(b)
+		d, err := timed(w.run)
+		if err != nil {
+			b.Fatalf("%s: %v", w.name, err)
+		}
+		s := em.stats(b)
+		b.ReportMetric(d.Seconds(), w.name+"-s")
+		b.ReportMetric(float64(s.Count("ListObjects")), w.name+"-listings")
+		b.Logf("%s: %.1fs, COS requests:%s", w.name, d.Seconds(), requestTable(s))
+	}
+}
