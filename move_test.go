@@ -108,10 +108,10 @@ func TestMoveOntoUploadAbortsIt(t *testing.T) {
 // both copy paths.
 func TestMoveAfterStat(t *testing.T) {
 	ctx := context.Background()
-	srv := newServer(t, costest.Options{})
+	srv := testenv.StartEmulator(t, costest.Options{})
 	d := newTestDriver(t, srv, func(p *Parameters) { p.MultipartCopyThreshold = minPartSize })
 	for name, size := range map[string]int{"CopyObject": minPartSize / 2, "UploadPartCopy": 2*minPartSize + 1} {
-		content := randomBytes(t, size)
+		content := testenv.RandomBytes(size, 201)
 		require.NoError(t, d.PutContent(ctx, "/src", content))
 		_, err := d.Stat(ctx, "/src")
 		require.NoError(t, err)
@@ -132,14 +132,14 @@ func TestMoveAfterStat(t *testing.T) {
 // and its Move: the pinned copy fails and Move moves what is there now.
 func TestMoveAfterStatSourceChanged(t *testing.T) {
 	ctx := context.Background()
-	srv := newServer(t, costest.Options{})
+	srv := testenv.StartEmulator(t, costest.Options{})
 	tune := func(p *Parameters) { p.MultipartCopyThreshold = minPartSize }
 	d, other := newTestDriver(t, srv, tune), newTestDriver(t, srv, tune)
 	for name, size := range map[string]int{"single copy": minPartSize / 2, "part copies": 2*minPartSize + 1} {
-		require.NoError(t, d.PutContent(ctx, "/src", randomBytes(t, size)))
+		require.NoError(t, d.PutContent(ctx, "/src", testenv.RandomBytes(size, 202)))
 		_, err := d.Stat(ctx, "/src")
 		require.NoError(t, err)
-		newer := randomBytes(t, size+1)
+		newer := testenv.RandomBytes(size+1, 203)
 		require.NoError(t, other.PutContent(ctx, "/src", newer))
 		require.NoError(t, d.Move(ctx, "/src", "/dst"))
 		got, err := d.GetContent(ctx, "/dst")

@@ -347,7 +347,7 @@ func TestWalkRandomTreesMatchFallback(t *testing.T) {
 // walk costs its pages, and a skipped subtree the page ends inside costs
 // one listing that jumps past it (the marker goes over the wire).
 func TestWalkListingCost(t *testing.T) {
-	srv := newServer(t, costest.Options{})
+	srv := testenv.StartEmulator(t, costest.Options{})
 	d := newTestDriver(t, srv, nil)
 	in := internal(d)
 	var keys []string

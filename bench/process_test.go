@@ -21,6 +21,7 @@ import (
 
 	"github.com/registry-cos/cos"
 	"github.com/registry-cos/cos/costest"
+	"github.com/registry-cos/cos/internal/testenv"
 )
 
 // BenchmarkOutOfProcess measures the registry the way an operator runs it:
@@ -45,7 +46,7 @@ func BenchmarkOutOfProcess(b *testing.B) {
 	if out, err := exec.Command("go", "build", "-o", emulatorBin, "github.com/registry-cos/cos/cmd/cos-emulator").CombinedOutput(); err != nil {
 		b.Fatalf("go build cos-emulator: %v\n%s", err, out)
 	}
-	content, err := io.ReadAll(newPatternReader(7, size))
+	content, err := io.ReadAll(testenv.NewPatternReader(7, size))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -88,7 +89,7 @@ type emulatorProcess struct {
 
 func startEmulatorProcess(b *testing.B, binary, latency, bandwidth string) *emulatorProcess {
 	b.Helper()
-	addr, admin := freeAddr(b), freeAddr(b)
+	addr, admin := testenv.FreeAddr(b), testenv.FreeAddr(b)
 	cmd := exec.Command(binary, "-addr", addr, "-admin-addr", admin, "-data", b.TempDir(), "-latency", latency, "-bandwidth", bandwidth)
 	var log bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &log, &log
@@ -142,7 +143,7 @@ type servedRegistry struct {
 
 func startServe(b *testing.B, binary, storage string) *servedRegistry {
 	b.Helper()
-	addr := freeAddr(b)
+	addr := testenv.FreeAddr(b)
 	config := fmt.Sprintf(`version: 0.1
 log:
   level: error

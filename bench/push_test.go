@@ -2,13 +2,13 @@ package bench
 
 import (
 	"context"
-	"net/http"
-	"net/url"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/registry-cos/cos/costest"
+	"github.com/registry-cos/cos/internal/testenv"
+	"github.com/registry-cos/cos/internal/testenv/registrytest"
 )
 
 // pushPhases pushes one blob of size through a registry on the emulator,
@@ -16,23 +16,17 @@ import (
 func pushPhases(t *testing.T, size int64) (post, patch, put costest.Stats) {
 	ctx := context.Background()
 	emulator := newEmulator(t, costest.Faults{})
-	base := newRegistry(t, registryStorage("cos", cosParameters(emulator), false))
+	base := newRegistry(t, "cos", testenv.DriverParameters(emulator), false)
 	emulator.ResetStats()
-	loc, err := blobRequest(ctx, http.MethodPost, base+"/v2/bench/push/blobs/uploads/", nil, 0, http.StatusAccepted)
+	loc, err := registrytest.StartUpload(ctx, httpClient, base, "bench/push")
 	require.NoError(t, err)
 	post = settledStats(emulator)
 	emulator.ResetStats()
-	loc, err = blobRequest(ctx, http.MethodPatch, loc, newPatternReader(1, size), size, http.StatusAccepted)
+	loc, _, err = registrytest.PatchUpload(ctx, httpClient, loc, testenv.NewPatternReader(1, size), size, 0)
 	require.NoError(t, err)
 	patch = settledStats(emulator)
 	emulator.ResetStats()
-	u, err := url.Parse(loc)
-	require.NoError(t, err)
-	q := u.Query()
-	q.Set("digest", patternDigest(1, size).String())
-	u.RawQuery = q.Encode()
-	_, err = blobRequest(ctx, http.MethodPut, u.String(), nil, 0, http.StatusCreated)
-	require.NoError(t, err)
+	require.NoError(t, registrytest.FinishUpload(ctx, httpClient, loc, patternDigest(1, size), nil, 0))
 	put = settledStats(emulator)
 	return post, patch, put
 }
