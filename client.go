@@ -113,6 +113,7 @@ func bucketHost(bucket, region string) string {
 // signing credentials and the SDK clients.
 func newDriver(ctx context.Context, p Parameters, e endpoints) (*driver, error) {
 	d := &driver{
+		heads:     &headMemo{},
 		params:    p,
 		endpoints: e,
 		root:      strings.Trim(p.RootDirectory, "/"),

@@ -72,7 +72,7 @@ type driver struct {
 	// credentials sign every request (credentials.go).
 	credentials credentialSource
 	// heads are the answers of recent Stats, for the Move after (move.go).
-	heads headMemo
+	heads *headMemo
 }
 
 // Format prints the driver as its parameters with the secrets left out.

@@ -192,6 +192,9 @@ type headMemo struct {
 const headMemoSize = 64
 
 func (m *headMemo) put(key string, h objectHead) {
+	if m == nil {
+		return
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.heads == nil {
@@ -208,6 +211,9 @@ func (m *headMemo) put(key string, h objectHead) {
 
 // take returns and forgets the remembered HEAD of key.
 func (m *headMemo) take(key string) (objectHead, bool) {
+	if m == nil {
+		return objectHead{}, false
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	h, ok := m.heads[key]
