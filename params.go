@@ -198,7 +198,7 @@ func (p Parameters) numericRanges() []numericRange {
 		{name: "maxconcurrency", value: int64(p.MaxConcurrency), min: 1, max: maxConcurrency},
 		{name: "maxbuffermemory", value: p.MaxBufferMemory, min: p.ChunkSize, max: maxBufferMemory},
 		{name: "maxretries", value: int64(p.MaxRetries), min: 0, max: maxRetries},
-		{name: "multipartcopythreshold", value: p.MultipartCopyThreshold, min: 0, max: maxSingleCopy},
+		{name: "multipartcopythreshold", value: p.MultipartCopyThreshold, min: 1, max: maxSingleCopy},
 		{name: "multipartcopychunksize", value: p.MultipartCopyChunkSize, min: minPartSize, max: maxPartSize},
 		duration("redirectexpiry", p.RedirectExpiry, minRedirectExpiry, maxRedirectExpiry),
 		duration("roleduration", p.RoleDuration, minRoleDuration, maxRoleDuration),

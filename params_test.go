@@ -244,6 +244,19 @@ func TestStructAndMapPathsAgree(t *testing.T) {
 	}
 }
 
+// TestZeroCopyThresholdIsRefusedNotDefaulted: an explicit 0 in a
+// configuration is out of range (it would otherwise silently become the
+// default), while a zero field of the struct means the default.
+func TestZeroCopyThresholdIsRefusedNotDefaulted(t *testing.T) {
+	m := baseConfig()
+	m["multipartcopythreshold"] = 0
+	_, err := ParseParameters(m)
+	require.ErrorContains(t, err, "multipartcopythreshold 0 is out of range")
+	p := DefaultParameters()
+	p.MultipartCopyThreshold = 0
+	require.EqualValues(t, DefaultMultipartCopyThreshold, p.withDefaults().MultipartCopyThreshold)
+}
+
 // TestDerivedBufferBudgetFollowsChunkSize pins the derived default through
 // both paths: 8 chunks of whatever chunksize is.
 func TestDerivedBufferBudgetFollowsChunkSize(t *testing.T) {
