@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -90,15 +89,9 @@ type emulatorProcess struct {
 func startEmulatorProcess(b *testing.B, binary, latency, bandwidth string) *emulatorProcess {
 	b.Helper()
 	addr, admin := testenv.FreeAddr(b), testenv.FreeAddr(b)
-	cmd := exec.Command(binary, "-addr", addr, "-admin-addr", admin, "-data", b.TempDir(), "-latency", latency, "-bandwidth", bandwidth)
-	var log bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		b.Fatalf("start cos-emulator: %v", err)
-	}
-	b.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	p := testenv.StartProcess(b, exec.Command(binary, "-addr", addr, "-admin-addr", admin, "-data", b.TempDir(), "-latency", latency, "-bandwidth", bandwidth))
 	em := &emulatorProcess{url: "http://" + addr, admin: "http://" + admin}
-	waitFor(b, em.admin+"/stats", func() string { return log.String() })
+	p.WaitForHTTP(b, em.admin+"/stats", 60*time.Second)
 	return em
 }
 
@@ -166,34 +159,10 @@ http:
 	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
 		b.Fatal(err)
 	}
-	cmd := exec.Command(binary, "serve", path)
-	var log bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		b.Fatalf("start %s serve: %v", binary, err)
-	}
-	b.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	r := &servedRegistry{base: "http://" + addr, config: path, pid: cmd.Process.Pid}
-	waitFor(b, r.base+"/v2/", func() string { return log.String() })
+	p := testenv.StartProcess(b, exec.Command(binary, "serve", path))
+	r := &servedRegistry{base: "http://" + addr, config: path, pid: p.Cmd.Process.Pid}
+	p.WaitForHTTP(b, r.base+"/v2/", 60*time.Second)
 	return r
-}
-
-// waitFor polls url until it answers 200.
-func waitFor(b *testing.B, url string, log func() string) {
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		resp, err := http.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("%s did not answer within 60s:\n%s", url, log())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // benchmarkPushPull pushes content as a layer with crane's client, then
