@@ -324,7 +324,7 @@ func (p Parameters) check() error {
 		if seg == "." || seg == ".." {
 			// Keys are not paths: COS would store "a/../b" as it is, a
 			// tree no other tool (nor a later cleanup) expects.
-			return fmt.Errorf("cos: parameter rootdirectory %q has a %q segment: give the directory without . or ..", p.RootDirectory, seg)
+			return fmt.Errorf("cos: parameter rootdirectory %q has a %q segment: give the directory without \".\" or \"..\" segments", p.RootDirectory, seg)
 		}
 	}
 	return nil
