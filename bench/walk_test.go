@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/registry-cos/cos/costest"
+	"github.com/registry-cos/cos/internal/gcread"
 	"github.com/registry-cos/cos/internal/testenv"
 )
 
@@ -162,7 +163,8 @@ func fetchList(b *testing.B, url, field string) (entries, pages int) {
 }
 
 // BenchmarkGarbageCollect runs the registry's garbage collector
-// (storage.MarkAndSweep, what "registry-cos garbage-collect" runs) over
+// (storage.MarkAndSweep on gcread.Driver, what "registry-cos
+// garbage-collect" runs) over
 // 10,000 blobs: 200 repositories of 5 tagged manifests, each referencing a
 // config and 4 layers (6,000 blobs in use), and 4,000 blobs no manifest
 // references. It reports a dry run (mark, then list what would go) and the
@@ -180,15 +182,17 @@ func BenchmarkGarbageCollect(b *testing.B) {
 	for i := range b.N {
 		b.StopTimer()
 		blobs = seedGarbage(b, driver, i, repos, manifestsPerRepo, orphans)
-		namespace, err := storage.NewRegistry(ctx, driver)
-		if err != nil {
-			b.Fatal(err)
-		}
 		b.StartTimer()
 		for _, dryRun := range []bool{true, false} {
 			emulator.ResetStats()
 			d, err := timed(func() error {
-				return storage.MarkAndSweep(ctx, driver, namespace, storage.GCOpts{DryRun: dryRun, Quiet: true})
+				// A fresh gcread.Driver per run, as each command run has.
+				reads := gcread.New(driver)
+				namespace, err := storage.NewRegistry(ctx, reads)
+				if err != nil {
+					return err
+				}
+				return storage.MarkAndSweep(ctx, reads, namespace, storage.GCOpts{DryRun: dryRun, Quiet: true})
 			})
 			if err != nil {
 				b.Fatalf("garbage-collect (dry run %v): %v", dryRun, err)

@@ -18,6 +18,8 @@ import (
 	"github.com/docker/go-metrics"
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
+
+	"github.com/registry-cos/cos/internal/gcread"
 )
 
 // runServe replaces the upstream serve command's Run. Upstream lets
@@ -177,7 +179,7 @@ func runGarbageCollect(cmd *cobra.Command, args []string) {
 }
 
 // garbageCollect runs the upstream mark-and-sweep over the storage named in
-// config.
+// config, on gcread.Driver (repeated reads of content-addressed paths answered once).
 func garbageCollect(ctx context.Context, config *configuration.Configuration, opts storage.GCOpts) (err error) {
 	defer func() {
 		// Storage.Type panics when the configuration names two drivers.
@@ -189,11 +191,12 @@ func garbageCollect(ctx context.Context, config *configuration.Configuration, op
 	if err != nil {
 		return err
 	}
-	namespace, err := storage.NewRegistry(ctx, driver)
+	reads := gcread.New(driver)
+	namespace, err := storage.NewRegistry(ctx, reads)
 	if err != nil {
 		return fmt.Errorf("failed to construct registry: %w", err)
 	}
-	if err := storage.MarkAndSweep(ctx, driver, namespace, opts); err != nil {
+	if err := storage.MarkAndSweep(ctx, reads, namespace, opts); err != nil {
 		return fmt.Errorf("failed to garbage collect: %w", err)
 	}
 	return nil

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/distribution/distribution/v3/configuration"
+	"github.com/distribution/distribution/v3/registry/storage"
+	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
+	"github.com/distribution/distribution/v3/registry/storage/driver/factory"
+	"github.com/opencontainers/go-digest"
+
+	"github.com/registry-cos/cos/costest"
+	"github.com/registry-cos/cos/internal/gcread"
+	"github.com/registry-cos/cos/internal/testenv"
+	"github.com/registry-cos/cos/internal/testenv/registrytest"
+)
+
+// readCounter counts the GetContent and Stat calls of each path.
+type readCounter struct {
+	storagedriver.StorageDriver
+	mu    sync.Mutex
+	reads map[string]int
+}
+
+func (c *readCounter) count(op, path string) {
+	c.mu.Lock()
+	c.reads[op+" "+path]++
+	c.mu.Unlock()
+}
+
+func (c *readCounter) GetContent(ctx context.Context, path string) ([]byte, error) {
+	c.count("GetContent", path)
+	return c.StorageDriver.GetContent(ctx, path)
+}
+
+func (c *readCounter) Stat(ctx context.Context, path string) (storagedriver.FileInfo, error) {
+	c.count("Stat", path)
+	return c.StorageDriver.Stat(ctx, path)
+}
+
+// mostRead returns the largest read count of a content-addressed path.
+func (c *readCounter) mostRead() (string, int) {
+	var top string
+	n := 0
+	for k, v := range c.reads {
+		if gcread.ContentAddressed(k[strings.IndexByte(k, ' ')+1:]) && v > n {
+			top, n = k, v
+		}
+	}
+	return top, n
+}
+
+// TestGarbageCollectReadsOnce runs the garbage collector's mark phase (a
+// dry run) over a registry of images that share layers, on the driver
+// alone and on gcread.Driver: the collector reads links and Stats blobs several
+// times each; through gcread.Driver each content-addressed path is read once,
+// with fewer COS requests, and a real run removes exactly the blob no
+// manifest references.
+func TestGarbageCollectReadsOnce(t *testing.T) {
+	ctx := testContext(t)
+	emulator := testenv.StartEmulator(t, costest.Options{})
+	reg := startRegistry(t, emulator, registryOptions{})
+	base := registrytest.NewImage(t, 40, 1100)
+	push(t, reg.Ref(t, "gc/a:v1"), base)
+	push(t, reg.Ref(t, "gc/a:v2"), registrytest.NewImage(t, 41, 1200, 1300))
+	push(t, reg.Ref(t, "gc/b:v1"), base)
+	orphan := []byte("no manifest references this blob")
+	finishUpload(t, startUpload(t, reg, "gc/b"), digest.FromBytes(orphan), orphan)
+
+	config, err := configuration.Parse(strings.NewReader(registryConfigYAML(emulator, registryOptions{})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	driver, err := factory.Create(ctx, config.Storage.Type(), config.Storage.Parameters())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mark := func(d storagedriver.StorageDriver) costest.Stats {
+		t.Helper()
+		namespace, err := storage.NewRegistry(ctx, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		emulator.ResetStats()
+		if err := storage.MarkAndSweep(ctx, d, namespace, storage.GCOpts{DryRun: true, Quiet: true}); err != nil {
+			t.Fatalf("garbage-collect --dry-run: %v", err)
+		}
+		return emulator.Stats()
+	}
+
+	plain := &readCounter{StorageDriver: driver, reads: map[string]int{}}
+	plainStats := mark(plain)
+	if path, n := plain.mostRead(); n < 2 {
+		t.Fatalf("the collector read no content-addressed path twice on its own (most: %s, %d times); the test measures nothing", path, n)
+	}
+	once := &readCounter{StorageDriver: driver, reads: map[string]int{}}
+	onceStats := mark(gcread.New(once))
+	if path, n := once.mostRead(); n != 1 {
+		t.Fatalf("through gcread.Driver, %s was read %d times, want once", path, n)
+	}
+	t.Logf("COS requests of a dry run: %d on the driver alone, %d through gcread.Driver", plainStats.Total(), onceStats.Total())
+	if onceStats.Total() >= plainStats.Total() {
+		t.Fatalf("gcread.Driver made %d COS requests, the driver alone %d", onceStats.Total(), plainStats.Total())
+	}
+
+	// The command itself (on gcread.Driver) removes the orphan and nothing else.
+	before := storedBlobs(t, reg)
+	if err := garbageCollect(ctx, config, storage.GCOpts{Quiet: true}); err != nil {
+		t.Fatalf("garbage-collect: %v", err)
+	}
+	after := storedBlobs(t, reg)
+	delete(before, digest.FromBytes(orphan).String())
+	if !mapsEqual(after, before) {
+		t.Fatalf("blobs after the collection:\n got %v\nwant %v", keys(after), keys(before))
+	}
+	pullAndVerifyImage(t, reg.Ref(t, "gc/a:v1"), base)
+	pullAndVerifyImage(t, reg.Ref(t, "gc/b:v1"), base)
+}
