@@ -25,7 +25,10 @@ func (d *driver) Move(ctx context.Context, sourcePath, destPath string) error {
 	dstHead := make(chan objectHead, 1)
 	if src != dst {
 		go func() {
-			h, _ := d.head(ctx, dst) // an error: nothing known to abort
+			h, err := d.head(ctx, dst)
+			if err != nil {
+				h.uploadSize = -1 // nothing there, or nothing known to abort
+			}
 			dstHead <- h
 		}()
 	}

@@ -120,6 +120,7 @@ func TestMoveAfterStat(t *testing.T) {
 		// One HEAD, of the destination (an upload in progress there is
 		// aborted); none of the source.
 		require.EqualValues(t, 1, srv.Stats().Count("HeadObject"), "%s: Move after Stat asks no HEAD of the source", name)
+		require.Zero(t, srv.Stats().Count("GetObject"), "%s: a destination that is absent or committed content is not read", name)
 		require.Positive(t, srv.Stats().Count(name), "%s: copied that way", name)
 		got, err := d.GetContent(ctx, "/dst")
 		require.NoError(t, err)

@@ -47,9 +47,9 @@ func TestPushRoundTrips(t *testing.T) {
 		patch, put       int64
 		copies, initiate int64
 	}{
-		{size: 1 << 20, patch: 7, put: 17},
+		{size: 1 << 20, patch: 7, put: 16},
 		// 40 MiB: 3 parts of 16 MiB; 2 part copies of 32 MiB.
-		{size: 40 << 20, patch: 9, put: 20, copies: 2, initiate: 1},
+		{size: 40 << 20, patch: 9, put: 19, copies: 2, initiate: 1},
 	} {
 		post, patch, put := pushPhases(t, tc.size)
 		t.Logf("%d bytes\nPOST:%s\nPATCH:%s\nPUT:%s", tc.size, requestTable(post), requestTable(patch), requestTable(put))
