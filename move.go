@@ -21,7 +21,11 @@ func (d *driver) Move(ctx context.Context, sourcePath, destPath string) error {
 	src, dst := d.key(sourcePath), d.key(destPath)
 	// The destination may hold an upload in progress, whose state record
 	// the copy replaces: nothing could find that upload to abort it then.
-	// Its HEAD runs alongside the source's, so it costs no round trip.
+	// Its HEAD runs alongside the source's when the source needs one; after
+	// the registry's Stat of the source it is the one serial request
+	// before the copy (an answer remembered from an earlier Stat of the
+	// destination could be stale: another process may have started an
+	// upload there since).
 	dstHead := make(chan objectHead, 1)
 	if src != dst {
 		go func() {
