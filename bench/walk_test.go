@@ -19,7 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/registry-cos/cos/costest"
-	"github.com/registry-cos/cos/internal/gcread"
+	"github.com/registry-cos/cos/internal/gcdriver"
 	"github.com/registry-cos/cos/internal/testenv"
 )
 
@@ -163,7 +163,7 @@ func fetchList(b *testing.B, url, field string) (entries, pages int) {
 }
 
 // BenchmarkGarbageCollect runs the registry's garbage collector
-// (storage.MarkAndSweep on gcread.Driver, what "registry-cos
+// (storage.MarkAndSweep on gcdriver.Driver, what "registry-cos
 // garbage-collect" runs) over
 // 10,000 blobs: 200 repositories of 5 tagged manifests, each referencing a
 // config and 4 layers (6,000 blobs in use), and 4,000 blobs no manifest
@@ -186,13 +186,14 @@ func BenchmarkGarbageCollect(b *testing.B) {
 		for _, dryRun := range []bool{true, false} {
 			emulator.ResetStats()
 			d, err := timed(func() error {
-				// A fresh gcread.Driver per run, as each command run has.
-				reads := gcread.New(driver)
-				namespace, err := storage.NewRegistry(ctx, reads)
+				// A fresh gcdriver.Driver per run, as each command run has.
+				gc := gcdriver.New(driver)
+				namespace, err := storage.NewRegistry(ctx, gc)
 				if err != nil {
 					return err
 				}
-				return storage.MarkAndSweep(ctx, reads, namespace, storage.GCOpts{DryRun: dryRun, Quiet: true})
+				err = storage.MarkAndSweep(ctx, gc, namespace, storage.GCOpts{DryRun: dryRun, Quiet: true})
+				return errors.Join(err, gc.Wait())
 			})
 			if err != nil {
 				b.Fatalf("garbage-collect (dry run %v): %v", dryRun, err)

@@ -19,7 +19,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
 
-	"github.com/registry-cos/cos/internal/gcread"
+	"github.com/registry-cos/cos/internal/gcdriver"
 )
 
 // runServe replaces the upstream serve command's Run. Upstream lets
@@ -179,7 +179,7 @@ func runGarbageCollect(cmd *cobra.Command, args []string) {
 }
 
 // garbageCollect runs the upstream mark-and-sweep over the storage named in
-// config, on gcread.Driver (repeated reads of content-addressed paths answered once).
+// config, on gcdriver.Driver.
 func garbageCollect(ctx context.Context, config *configuration.Configuration, opts storage.GCOpts) (err error) {
 	defer func() {
 		// Storage.Type panics when the configuration names two drivers.
@@ -191,12 +191,13 @@ func garbageCollect(ctx context.Context, config *configuration.Configuration, op
 	if err != nil {
 		return err
 	}
-	reads := gcread.New(driver)
-	namespace, err := storage.NewRegistry(ctx, reads)
+	gc := gcdriver.New(driver)
+	namespace, err := storage.NewRegistry(ctx, gc)
 	if err != nil {
 		return fmt.Errorf("failed to construct registry: %w", err)
 	}
-	if err := storage.MarkAndSweep(ctx, reads, namespace, opts); err != nil {
+	err = storage.MarkAndSweep(ctx, gc, namespace, opts)
+	if err := errors.Join(err, gc.Wait()); err != nil {
 		return fmt.Errorf("failed to garbage collect: %w", err)
 	}
 	return nil

@@ -13,7 +13,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/registry-cos/cos/costest"
-	"github.com/registry-cos/cos/internal/gcread"
+	"github.com/registry-cos/cos/internal/gcdriver"
 	"github.com/registry-cos/cos/internal/testenv"
 	"github.com/registry-cos/cos/internal/testenv/registrytest"
 )
@@ -46,7 +46,7 @@ func (c *readCounter) mostRead() (string, int) {
 	var top string
 	n := 0
 	for k, v := range c.reads {
-		if gcread.ContentAddressed(k[strings.IndexByte(k, ' ')+1:]) && v > n {
+		if gcdriver.ContentAddressed(k[strings.IndexByte(k, ' ')+1:]) && v > n {
 			top, n = k, v
 		}
 	}
@@ -55,8 +55,8 @@ func (c *readCounter) mostRead() (string, int) {
 
 // TestGarbageCollectReadsOnce runs the garbage collector's mark phase (a
 // dry run) over a registry of images that share layers, on the driver
-// alone and on gcread.Driver: the collector reads links and Stats blobs several
-// times each; through gcread.Driver each content-addressed path is read once,
+// alone and on gcdriver.Driver: the collector reads links and Stats blobs several
+// times each; through gcdriver.Driver each content-addressed path is read once,
 // with fewer COS requests, and a real run removes exactly the blob no
 // manifest references.
 func TestGarbageCollectReadsOnce(t *testing.T) {
@@ -97,16 +97,16 @@ func TestGarbageCollectReadsOnce(t *testing.T) {
 		t.Fatalf("the collector read no content-addressed path twice on its own (most: %s, %d times); the test measures nothing", path, n)
 	}
 	once := &readCounter{StorageDriver: driver, reads: map[string]int{}}
-	onceStats := mark(gcread.New(once))
+	onceStats := mark(gcdriver.New(once))
 	if path, n := once.mostRead(); n != 1 {
-		t.Fatalf("through gcread.Driver, %s was read %d times, want once", path, n)
+		t.Fatalf("through gcdriver.Driver, %s was read %d times, want once", path, n)
 	}
-	t.Logf("COS requests of a dry run: %d on the driver alone, %d through gcread.Driver", plainStats.Total(), onceStats.Total())
+	t.Logf("COS requests of a dry run: %d on the driver alone, %d through gcdriver.Driver", plainStats.Total(), onceStats.Total())
 	if onceStats.Total() >= plainStats.Total() {
-		t.Fatalf("gcread.Driver made %d COS requests, the driver alone %d", onceStats.Total(), plainStats.Total())
+		t.Fatalf("gcdriver.Driver made %d COS requests, the driver alone %d", onceStats.Total(), plainStats.Total())
 	}
 
-	// The command itself (on gcread.Driver) removes the orphan and nothing else.
+	// The command itself (on gcdriver.Driver) removes the orphan and nothing else.
 	before := storedBlobs(t, reg)
 	if err := garbageCollect(ctx, config, storage.GCOpts{Quiet: true}); err != nil {
 		t.Fatalf("garbage-collect: %v", err)
