@@ -55,6 +55,12 @@ func crcCombine(crcA, crcB uint64, lenB int64) uint64 {
 	return crcA ^ crcB
 }
 
+// crcSuffix returns the CRC of B from crc(A followed by B), crc(A) and
+// len(B): combining is linear, crc(AB) = shift(crc(A), len(B)) ^ crc(B).
+func crcSuffix(crcAB, crcA uint64, lenB int64) uint64 {
+	return crcAB ^ crcCombine(crcA, 0, lenB)
+}
+
 func gf2Times(mat *[64]uint64, vec uint64) uint64 {
 	var sum uint64
 	for i := 0; vec != 0; i, vec = i+1, vec>>1 {

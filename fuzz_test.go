@@ -134,7 +134,8 @@ func memWalkHint(t testing.TB, keys []string, from, hint string, pageLen int, fn
 	return visited, flat, probes
 }
 
-// FuzzCRCCombine: combining part CRCs equals the CRC of the whole.
+// FuzzCRCCombine: combining part CRCs equals the CRC of the whole, and the
+// CRC of a suffix comes back from the whole's and the prefix's.
 func FuzzCRCCombine(f *testing.F) {
 	f.Add([]byte("123456789"), []byte("abc"))
 	f.Add([]byte{}, []byte("hello"))
@@ -144,6 +145,9 @@ func FuzzCRCCombine(f *testing.F) {
 		got := crcCombine(crc64.Checksum(a, crcTable), crc64.Checksum(b, crcTable), int64(len(b)))
 		if got != whole {
 			t.Fatalf("combine(%q, %q) = %d, want %d", a, b, got, whole)
+		}
+		if got, want := crcSuffix(whole, crc64.Checksum(a, crcTable), int64(len(b))), crc64.Checksum(b, crcTable); got != want {
+			t.Fatalf("suffix(%q, %q) = %d, want %d", a, b, got, want)
 		}
 	})
 }

@@ -131,7 +131,7 @@ func (d *driver) copyObject(ctx context.Context, src, dst string, head objectHea
 // Copy requests of multipartcopychunksize, so objects above COS's 5 GB
 // single-copy limit move too. A failed copy aborts its upload.
 func (d *driver) multipartCopy(ctx context.Context, src, dst string, head objectHead, ifMatch string) error {
-	uploadID, err := d.initiate(ctx, dst)
+	uploadID, err := d.initiate(ctx, dst, nil)
 	if err != nil {
 		return err
 	}
@@ -148,14 +148,9 @@ func (d *driver) multipartCopy(ctx context.Context, src, dst string, head object
 			for i := range numbers {
 				first := int64(i) * chunk
 				last := min(first+chunk, head.size) - 1
-				errs <- d.do(ctx, "UploadPartCopy", dst, func(ctx context.Context) (*cossdk.Response, error) {
-					res, resp, err := d.client.Object.CopyPart(ctx, dst, uploadID, i+1, d.copySource(src),
-						&cossdk.ObjectCopyPartOptions{XCosCopySourceRange: fmt.Sprintf("bytes=%d-%d", first, last), XCosCopySourceIfMatch: ifMatch})
-					if err == nil {
-						parts[i] = cossdk.Object{PartNumber: i + 1, ETag: res.ETag}
-					}
-					return resp, err
-				})
+				etag, err := d.copyPart(ctx, dst, uploadID, i+1, src, first, last-first+1, ifMatch, "")
+				parts[i] = cossdk.Object{PartNumber: i + 1, ETag: etag}
+				errs <- err
 			}
 		}()
 	}
@@ -180,7 +175,7 @@ func (d *driver) multipartCopy(ctx context.Context, src, dst string, head object
 		err = ctx.Err()
 	}
 	if err == nil {
-		err = d.complete(ctx, dst, uploadID, parts, completion{size: head.size, crc64: head.crc64, describe: "copy of " + src + " to " + dst})
+		_, err = d.complete(ctx, dst, uploadID, parts, completion{size: head.size, crc64: head.crc64, describe: "copy of " + src + " to " + dst})
 	}
 	if err != nil {
 		_ = d.abort(context.WithoutCancel(ctx), dst, uploadID)

@@ -91,7 +91,7 @@ func TestMoveOntoUploadAbortsIt(t *testing.T) {
 		p := "/over/" + name
 		w, err := d.Writer(ctx, p, false)
 		require.NoError(t, err)
-		_, err = w.Write(testenv.RandomBytes(2*mib, 903))
+		_, err = w.Write(testenv.RandomBytes(MinChunkSize+2*mib, 903)) // a part, and a tail in the record
 		require.NoError(t, err)
 		require.NoError(t, w.Close())
 		require.Len(t, uploadsOf(t, d, internal(d).key(p)), 1, name)

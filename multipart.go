@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -13,29 +14,34 @@ import (
 
 // Multipart uploads, as the writer and Move's multipart copy both use them.
 
-// initiate starts a multipart upload at key with the driver's write headers.
+// initiate starts a multipart upload at key with the driver's write headers
+// and meta (x-cos-meta-* headers, nil for none).
 // An Initiate whose answer was lost may have made an upload all the same,
 // which nothing would ever abort: after a retried Initiate, the uploads of
 // exactly key that started since the first try (give or take clock skew)
-// and are not the one answered are aborted. COS cannot tag an upload at
-// Initiate for a retry to find, so this one listing, only after a retry,
-// is the way; it is cleanup only (a listing that lags misses the orphan,
-// and the bucket's lifecycle rule is then the safety net).
-func (d *driver) initiate(ctx context.Context, key string) (string, error) {
+// and are neither the one answered nor one of keep (uploads of key this
+// process still uses) are aborted. COS cannot tag an upload at Initiate for
+// a retry to find, so this one listing, only after a retry, is the way; it
+// is cleanup only (a listing that lags misses the orphan, and the bucket's
+// lifecycle rule is then the safety net).
+func (d *driver) initiate(ctx context.Context, key string, meta http.Header, keep ...string) (string, error) {
 	var uploadID string
 	attempts := 0
 	start := time.Now()
 	err := d.do(ctx, "InitiateMultipartUpload", key, func(ctx context.Context) (*cossdk.Response, error) {
 		attempts++
-		res, resp, err := d.client.Object.InitiateMultipartUpload(ctx, key,
-			&cossdk.InitiateMultipartUploadOptions{ObjectPutHeaderOptions: d.putHeaders(-1)})
+		opt := &cossdk.InitiateMultipartUploadOptions{ObjectPutHeaderOptions: d.putHeaders(-1)}
+		if meta != nil {
+			opt.XCosMetaXXX = &meta
+		}
+		res, resp, err := d.client.Object.InitiateMultipartUpload(ctx, key, opt)
 		if err == nil {
 			uploadID = res.UploadID
 		}
 		return resp, err
 	})
 	if err == nil && attempts > 1 {
-		d.abortOrphans(ctx, key, uploadID, start.Add(-maxClockSkew))
+		d.abortOrphans(ctx, key, append(keep, uploadID), start.Add(-maxClockSkew))
 	}
 	return uploadID, err
 }
@@ -46,7 +52,7 @@ const maxClockSkew = time.Minute
 
 // abortOrphans aborts the uploads of exactly key, other than keep, that
 // started at or after since. Failures are left to the lifecycle rule.
-func (d *driver) abortOrphans(ctx context.Context, key, keep string, since time.Time) {
+func (d *driver) abortOrphans(ctx context.Context, key string, keep []string, since time.Time) {
 	var res *cossdk.ObjectListUploadsResult
 	err := d.do(ctx, "ListMultipartUploads", key, func(ctx context.Context) (*cossdk.Response, error) {
 		var resp *cossdk.Response
@@ -59,28 +65,31 @@ func (d *driver) abortOrphans(ctx context.Context, key, keep string, since time.
 	}
 	for _, u := range res.Upload {
 		started, perr := time.Parse(time.RFC3339, u.Initiated)
-		if u.Key == key && u.UploadID != keep && perr == nil && !started.Before(since) {
+		if u.Key == key && !slices.Contains(keep, u.UploadID) && perr == nil && !started.Before(since) {
 			_ = d.abort(ctx, key, u.UploadID)
 		}
 	}
 }
 
 // completion is what a completed upload must be: its size and the CRC64
-// COS must compute for it; describe names the object in errors.
+// COS must compute for it, and whether it is an upload-state record;
+// describe names the object in errors.
 type completion struct {
 	size     int64
 	crc64    string // "" when unknown: not checked
+	record   bool
 	describe string // such as "/docker/registry/v2/blobs/..." or "copy of a to b"
 }
 
-// complete completes a multipart upload and checks the object COS made
-// against want. A CRC64 mismatch is final (sending again cannot fix it). A
-// Complete whose answer was lost may still have been applied, so a retry
-// then finds NoSuchUpload: before failing, HEAD says whether the object is
-// already what was asked.
-func (d *driver) complete(ctx context.Context, key, uploadID string, parts []cossdk.Object, want completion) error {
+// complete completes a multipart upload, checks the object COS made
+// against want and returns its ETag. A CRC64 mismatch is final (sending
+// again cannot fix it). A Complete whose answer was lost may still have
+// been applied, so a retry then finds NoSuchUpload: before failing, HEAD
+// says whether the object is already what was asked.
+func (d *driver) complete(ctx context.Context, key, uploadID string, parts []cossdk.Object, want completion) (string, error) {
+	var etag string
 	err := d.do(ctx, "CompleteMultipartUpload", key, func(ctx context.Context) (*cossdk.Response, error) {
-		_, resp, err := d.client.Object.CompleteMultipartUpload(ctx, key, uploadID,
+		res, resp, err := d.client.Object.CompleteMultipartUpload(ctx, key, uploadID,
 			&cossdk.CompleteMultipartUploadOptions{Parts: parts})
 		if err != nil {
 			return resp, err
@@ -88,18 +97,41 @@ func (d *driver) complete(ctx context.Context, key, uploadID string, parts []cos
 		if got := resp.Header.Get("x-cos-hash-crc64ecma"); got != "" && want.crc64 != "" && got != want.crc64 {
 			return resp, &localError{fmt.Errorf("cos: %s is corrupt: COS computed CRC64 %s, want %s", want.describe, got, want.crc64)}
 		}
+		etag = res.ETag
 		return resp, nil
 	})
 	if err == nil || want.crc64 == "" {
-		return err
+		return etag, err
 	}
 	var local *localError
 	if !errors.As(err, &local) {
-		if head, herr := d.head(ctx, key); herr == nil && head.uploadSize < 0 && head.size == want.size && head.crc64 == want.crc64 {
-			return nil
+		if head, herr := d.head(ctx, key); herr == nil && (head.uploadSize >= 0) == want.record && head.size == want.size && head.crc64 == want.crc64 {
+			return head.etag, nil
 		}
 	}
-	return err
+	return "", err
+}
+
+// copyPart makes part number of upload uploadID at dst a server-side copy
+// of n bytes of src from first (Upload Part - Copy), and returns its ETag.
+// ifMatch, when set, pins the source to that version
+// (x-cos-copy-source-If-Match); wantCRC, when known, is checked against
+// the CRC64 COS reports for the part: a mismatch is final.
+func (d *driver) copyPart(ctx context.Context, dst, uploadID string, number int, src string, first, n int64, ifMatch, wantCRC string) (string, error) {
+	var etag string
+	err := d.do(ctx, "UploadPartCopy", dst, func(ctx context.Context) (*cossdk.Response, error) {
+		res, resp, err := d.client.Object.CopyPart(ctx, dst, uploadID, number, d.copySource(src),
+			&cossdk.ObjectCopyPartOptions{XCosCopySourceRange: fmt.Sprintf("bytes=%d-%d", first, first+n-1), XCosCopySourceIfMatch: ifMatch})
+		if err != nil {
+			return resp, err
+		}
+		if got := resp.Header.Get("x-cos-hash-crc64ecma"); got != "" && wantCRC != "" && got != wantCRC {
+			return resp, &localError{fmt.Errorf("cos: part %d of %s, copied from %s: COS computed CRC64 %s, want %s", number, dst, src, got, wantCRC)}
+		}
+		etag = res.ETag
+		return resp, nil
+	})
+	return etag, err
 }
 
 // abort aborts one multipart upload; one already gone is not an error.

@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net/http"
+	"hash/crc64"
+	"io"
 	"sort"
-	"strconv"
 	"sync"
 
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
@@ -14,14 +14,15 @@ import (
 )
 
 // Writer returns a FileWriter for path. With append, it resumes the upload
-// that an earlier writer closed: one GET of its state record, nothing else.
+// that an earlier writer closed: one GET of (the end of) its state record,
+// nothing else.
 func (d *driver) Writer(ctx context.Context, path string, append bool) (storagedriver.FileWriter, error) {
 	key := d.key(path)
 	w := &writer{d: d, ctx: ctx, key: key, path: path, partSize: int(d.params.ChunkSize), parts: map[int]uploadedPart{}, dirty: true}
 	if !append {
 		return w, nil
 	}
-	data, head, err := d.getUploadState(ctx, key)
+	rec, head, err := d.getUploadState(ctx, key)
 	if err != nil {
 		if isNotFound(err) {
 			// Nothing to resume: an empty upload, as the filesystem driver
@@ -40,22 +41,48 @@ func (d *driver) Writer(ctx context.Context, path string, append bool) (storaged
 		}
 		return w, nil
 	}
-	state, tail, err := decodeUploadState(data)
-	if err != nil {
-		return nil, err
-	}
-	w.uploadID, w.size = state.UploadID, state.Size
+	state := rec.state
+	sum := state.TailSize
 	for _, p := range state.Parts {
 		w.parts[p.Number] = p
 		w.nextPart = max(w.nextPart, p.Number)
+		sum += p.Size
 	}
-	w.tail = tail
+	if sum != state.Size || head.uploadSize != state.Size {
+		return nil, fmt.Errorf("cos: upload state record of %s is corrupt: %d bytes written, its parts and tail hold %d", path, state.Size, sum)
+	}
+	w.uploadID, w.size, w.record = state.UploadID, state.Size, rec.etag
+	if rec.tail != nil {
+		w.tail = rec.tail
+	} else {
+		w.stored = storedTail{size: state.TailSize, crc: *state.TailCRC64}
+		w.cut = tailCut{size: state.Cut, crc: state.CutCRC64}
+	}
 	w.dirty = false
 	return w, nil
 }
 
 // writer uploads a file as one PUT when it is small, else as a multipart
 // upload whose full chunks go up in the background while the next fills.
+//
+// Between a Close and the next resume, the data after the last part (the
+// tail) waits at COS in the state record, never as a part of its own, so
+// parts do not follow the registry's PATCH boundaries: every part but the
+// last holds at least partSize bytes, and 10,000 parts reach 10,000 ×
+// chunksize whatever the clients' chunk size.
+//
+// A tail below 1 MiB comes back with the resume and is sent again with the
+// next data (COS allows no part below 1 MiB but the last, so it cannot be
+// copied). A tail of 1 MiB or more (stored) stays at COS: a Close adds the
+// new data to it on the server (extendRecord: a multipart upload at the
+// record's key of a copy of the old tail, then the new data and header).
+// When a stored tail first reaches partSize, its length is noted (the cut);
+// once 1 MiB more has come after the cut, the tail up to the cut becomes
+// the next part by Upload Part - Copy and the rest stays stored, so a tail
+// never falls back below 1 MiB and small chunks do not send the first MiB
+// of every part again. A write that fills a whole buffer while a tail is
+// stored turns tail and buffer into parts at once (drain) and goes on with
+// parts uploaded in the background.
 type writer struct {
 	d    *driver
 	ctx  context.Context
@@ -65,6 +92,10 @@ type writer struct {
 	partSize int    // size of every part but the last: the driver's chunksize
 	buf      []byte // part being filled (from the driver's buffer pool)
 	tail     []byte // resumed tail, until a buffer takes it over
+
+	stored storedTail // the tail at COS, in the record, when it is not in memory
+	cut    tailCut    // where the next part out of the stored tail ends
+	record string     // ETag of the record at key, which copies of stored are pinned to
 
 	uploadID string
 	nextPart int // number of the last part started
@@ -77,6 +108,20 @@ type writer struct {
 	err     error
 
 	closed, committed, cancelled bool
+}
+
+// storedTail is the tail kept at COS: size bytes of the record from offset
+// (0 but after a part was cut from its start), and their CRC64.
+type storedTail struct {
+	offset, size int64
+	crc          uint64
+}
+
+// tailCut is the first size bytes of the stored tail, at least partSize,
+// and their CRC64; size 0 is no cut.
+type tailCut struct {
+	size int64
+	crc  uint64
 }
 
 func (w *writer) Write(p []byte) (int, error) {
@@ -102,14 +147,60 @@ func (w *writer) Write(p []byte) (int, error) {
 		w.dirty = true
 		written += n
 		p = p[n:]
-		if len(w.buf) == w.partSize {
-			if err := w.startPart(w.buf, true); err != nil {
+		if len(w.buf) < w.partSize {
+			continue
+		}
+		if w.stored.size > 0 {
+			if err := w.drain(); err != nil {
 				return written, err
 			}
-			w.buf = nil
+			continue
 		}
+		if err := w.startPart(w.buf, true); err != nil {
+			return written, err
+		}
+		w.buf = nil
 	}
 	return written, nil
+}
+
+// drain turns the stored tail and the start of the full buffer into parts
+// of at least partSize, so that the rest of a large write goes up as parts
+// in the background rather than through the record.
+func (w *writer) drain() error {
+	rest := w.stored.size - w.cut.size // the stored tail after the cut
+	if k := w.partSize - int(rest); k > 0 {
+		if err := w.extendRecord(w.ctx, w.buf[:k]); err != nil {
+			return err
+		}
+		w.buf = w.buf[:copy(w.buf, w.buf[k:])]
+	}
+	if err := w.cutPart(); err != nil {
+		return err
+	}
+	if w.stored.size > 0 {
+		if err := w.copyStored(w.ctx, w.stored.size, w.stored.crc); err != nil {
+			return err
+		}
+		w.stored = storedTail{}
+	}
+	w.dirty = true
+	return nil
+}
+
+// cutPart makes the stored tail up to the cut the next part.
+func (w *writer) cutPart() error {
+	if w.cut.size == 0 {
+		return nil
+	}
+	if err := w.copyStored(w.ctx, w.cut.size, w.cut.crc); err != nil {
+		return err
+	}
+	rest := w.stored.size - w.cut.size
+	w.stored = storedTail{offset: w.stored.offset + w.cut.size, size: rest, crc: crcSuffix(w.stored.crc, w.cut.crc, rest)}
+	w.cut = tailCut{}
+	w.dirty = true
+	return nil
 }
 
 func (w *writer) usable() error {
@@ -149,13 +240,17 @@ func (w *writer) startPart(data []byte, background bool) error {
 	w.nextPart++
 	number := w.nextPart
 	upload := func() {
-		err := w.uploadPart(number, data)
+		w.d.metrics.partsInFlight.Inc()
+		part, err := w.d.uploadPart(w.ctx, w.key, w.uploadID, number, data)
+		w.d.metrics.partsInFlight.Dec()
 		if background {
 			w.d.buffers.put(data)
 		}
 		if err != nil {
 			w.fail(err)
+			return
 		}
+		w.addPart(part)
 	}
 	if !background {
 		upload()
@@ -169,32 +264,134 @@ func (w *writer) startPart(data []byte, background bool) error {
 	return nil
 }
 
+func (w *writer) addPart(p uploadedPart) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.parts[p.Number] = p
+}
+
 func (w *writer) initiate() error {
-	uploadID, err := w.d.initiate(w.ctx, w.key)
+	uploadID, err := w.d.initiate(w.ctx, w.key, nil)
 	w.uploadID = uploadID
 	return err
 }
 
-func (w *writer) uploadPart(number int, data []byte) error {
-	w.d.metrics.partsInFlight.Inc()
-	defer w.d.metrics.partsInFlight.Dec()
-	return w.d.do(w.ctx, "UploadPart", w.key, func(ctx context.Context) (*cossdk.Response, error) {
+// uploadPart uploads the concatenation of data as part number of upload
+// uploadID at key.
+func (d *driver) uploadPart(ctx context.Context, key, uploadID string, number int, data ...[]byte) (uploadedPart, error) {
+	var part uploadedPart
+	size := 0
+	for _, b := range data {
+		size += len(b)
+	}
+	err := d.do(ctx, "UploadPart", key, func(ctx context.Context) (*cossdk.Response, error) {
+		readers := make([]io.Reader, len(data))
+		for i, b := range data {
+			readers[i] = bytes.NewReader(b)
+		}
 		// The SDK checks the part's CRC64 against COS's answer.
-		resp, err := w.d.client.Object.UploadPart(ctx, w.key, w.uploadID, number, bytes.NewReader(data), nil)
+		resp, err := d.client.Object.UploadPart(ctx, key, uploadID, number, io.MultiReader(readers...),
+			&cossdk.ObjectUploadPartOptions{ContentLength: int64(size)})
 		if err != nil {
 			return resp, err
 		}
-		w.d.metrics.bytesSent.Add(float64(len(data)))
+		d.metrics.bytesSent.Add(float64(size))
 		crc, ok := parseCRC(resp.Header.Get("x-cos-hash-crc64ecma"))
 		if !ok {
 			// The SDK refuses a part answer without a CRC; be as strict.
-			return resp, fmt.Errorf("cos: part %d of %s: COS sent no CRC64", number, w.path)
+			return resp, fmt.Errorf("cos: part %d of %s: COS sent no CRC64", number, key)
 		}
-		w.mu.Lock()
-		w.parts[number] = uploadedPart{Number: number, ETag: resp.Header.Get("ETag"), Size: int64(len(data)), CRC64: crc}
-		w.mu.Unlock()
+		part = uploadedPart{Number: number, ETag: resp.Header.Get("ETag"), Size: int64(size), CRC64: crc}
 		return resp, nil
 	})
+	return part, err
+}
+
+// copyStored makes the next part of the upload a copy of the first n bytes
+// of the stored tail, whose CRC64 is crc.
+func (w *writer) copyStored(ctx context.Context, n int64, crc uint64) error {
+	if w.uploadID == "" {
+		if err := w.initiate(); err != nil {
+			return err
+		}
+	}
+	w.nextPart++
+	etag, err := w.d.copyPart(ctx, w.key, w.uploadID, w.nextPart, w.key, w.stored.offset, n, w.record, formatCRC(crc))
+	if err != nil {
+		return err
+	}
+	w.addPart(uploadedPart{Number: w.nextPart, ETag: etag, Size: n, CRC64: crc})
+	return nil
+}
+
+// state is the header of a record of what the writer holds now: the parts
+// uploaded, and a cut of the tail.
+func (w *writer) state(cut tailCut) *uploadState {
+	return &uploadState{UploadID: w.uploadID, Size: w.size, Parts: w.sortedParts(), Cut: cut.size, CutCRC64: cut.crc}
+}
+
+// putRecord stores a record whose tail is data, in one PUT.
+func (w *writer) putRecord(ctx context.Context, data []byte) error {
+	state := w.state(tailCut{})
+	header := state.headerBlock(int64(len(data)), crc64.Checksum(data, crcTable))
+	record := make([]byte, 0, len(data)+len(header))
+	record = append(append(record, data...), header...)
+	if err := w.d.putObject(ctx, w.key, record, state.recordMeta(header)); err != nil {
+		return err
+	}
+	w.record, w.stored, w.cut = "", storedTail{}, tailCut{}
+	return nil
+}
+
+// extendRecord replaces the record with one whose tail is the stored tail
+// followed by data (CRC64 dataCRC), without sending the stored tail again:
+// a multipart upload at the record's own key, of a copy of the stored tail
+// (pinned to the record's ETag) and of data with the new header, completed
+// only if COS's CRC64 of the whole is right. Until Complete the old record
+// stays what a resume reads; a failed attempt is aborted.
+func (w *writer) extendRecord(ctx context.Context, data []byte) error {
+	if w.stored.size < minPartSize {
+		return fmt.Errorf("cos: internal error: a stored tail of %d bytes cannot be copied as a part", w.stored.size)
+	}
+	tailSize := w.stored.size + int64(len(data))
+	tailCRC := crcCombine(w.stored.crc, crc64.Checksum(data, crcTable), int64(len(data)))
+	cut := w.cut
+	if cut.size == 0 && tailSize >= int64(w.partSize) {
+		cut = tailCut{size: tailSize, crc: tailCRC}
+	}
+	state := w.state(cut)
+	header := state.headerBlock(tailSize, tailCRC)
+	want := completion{
+		size:     tailSize + int64(len(header)),
+		crc64:    formatCRC(crcCombine(tailCRC, crc64.Checksum(header, crcTable), int64(len(header)))),
+		record:   true,
+		describe: "upload state record of " + w.path,
+	}
+	uploadID, err := w.d.initiate(ctx, w.key, state.recordMeta(header), w.uploadID)
+	if err != nil {
+		return err
+	}
+	etag, err := w.completeRecord(ctx, uploadID, data, header, want)
+	if err != nil {
+		_ = w.d.abort(context.WithoutCancel(ctx), w.key, uploadID)
+		return err
+	}
+	w.record, w.stored, w.cut = etag, storedTail{size: tailSize, crc: tailCRC}, cut
+	w.dirty = false
+	return nil
+}
+
+func (w *writer) completeRecord(ctx context.Context, uploadID string, data, header []byte, want completion) (string, error) {
+	copied, err := w.d.copyPart(ctx, w.key, uploadID, 1, w.key, w.stored.offset, w.stored.size, w.record, formatCRC(w.stored.crc))
+	if err != nil {
+		return "", err
+	}
+	last, err := w.d.uploadPart(ctx, w.key, uploadID, 2, data, header)
+	if err != nil {
+		return "", err
+	}
+	parts := []cossdk.Object{{PartNumber: 1, ETag: copied}, {PartNumber: 2, ETag: last.ETag}}
+	return w.d.complete(ctx, w.key, uploadID, parts, want)
 }
 
 // settle waits for the background parts and reports their first failure.
@@ -203,7 +400,8 @@ func (w *writer) settle() error {
 	return w.failure()
 }
 
-// pending is the data not yet in a part: the buffer, or the resumed tail.
+// pending is the data not yet in a part or at COS: the buffer, or the
+// resumed tail.
 func (w *writer) pending() []byte {
 	if w.buf != nil {
 		return w.buf
@@ -220,9 +418,11 @@ func (w *writer) releaseBuffer() {
 
 func (w *writer) Size() int64 { return w.size }
 
-// Close persists what was written so that Writer(path, true) can resume it:
-// data of at least 1 MiB goes up as a part, the rest is kept in the state
-// record. A writer that wrote nothing since it resumed sends nothing.
+// Close persists what was written so that Writer(path, true) can resume it,
+// in the state record: one PUT of the data in memory and the header when no
+// tail is stored at COS, else the stored tail grows on the server (four
+// requests, the new data sent once). A writer that wrote nothing since it
+// resumed sends nothing.
 func (w *writer) Close() error {
 	if w.closed || w.committed || w.cancelled {
 		return nil
@@ -236,16 +436,18 @@ func (w *writer) Close() error {
 		return nil
 	}
 	pending := w.pending()
-	if len(pending) >= minPartSize {
-		if err := w.startPart(pending, false); err != nil {
-			return err
+	var err error
+	if w.stored.size > 0 {
+		if w.cut.size > 0 && w.stored.size-w.cut.size >= minPartSize {
+			if err := w.cutPart(); err != nil {
+				return err
+			}
 		}
-		pending = nil
+		err = w.extendRecord(w.ctx, pending)
+	} else {
+		err = w.putRecord(w.ctx, pending)
 	}
-	state := &uploadState{UploadID: w.uploadID, Size: w.size, Parts: w.sortedParts()}
-	meta := http.Header{}
-	meta.Set(uploadStateMeta, strconv.FormatInt(w.size, 10))
-	if err := w.d.putObject(w.ctx, w.key, state.encode(pending), meta); err != nil {
+	if err != nil {
 		return err
 	}
 	w.dirty = false
@@ -253,7 +455,8 @@ func (w *writer) Close() error {
 }
 
 // Commit makes the content readable at the path: one PUT when no part was
-// uploaded, else the last part and Complete. The result is checked
+// uploaded and no tail is stored, else the last parts (a copy of the stored
+// tail, then the data in memory) and Complete. The result is checked
 // against the CRC64 of everything written.
 func (w *writer) Commit(ctx context.Context) error {
 	if err := w.usable(); err != nil {
@@ -264,12 +467,27 @@ func (w *writer) Commit(ctx context.Context) error {
 		return err
 	}
 	pending := w.pending()
-	if w.uploadID == "" {
+	if w.uploadID == "" && w.stored.size == 0 {
 		if err := w.d.putObject(ctx, w.key, pending, nil); err != nil {
 			return err
 		}
 		w.committed = true
 		return nil
+	}
+	if w.stored.size > 0 {
+		if len(pending) > 0 {
+			// The stored tail and the data in memory become one last
+			// part, not a short part before another: every part but the
+			// last holds partSize bytes, or 10,000 parts would not reach
+			// 10,000 × chunksize.
+			if err := w.extendRecord(ctx, pending); err != nil {
+				return err
+			}
+			pending = nil
+		}
+		if err := w.copyStored(ctx, w.stored.size, w.stored.crc); err != nil {
+			return err
+		}
 	}
 	if len(pending) > 0 {
 		if err := w.startPart(pending, false); err != nil {
@@ -303,7 +521,8 @@ func (w *writer) complete(ctx context.Context) error {
 		list[i] = cossdk.Object{PartNumber: p.Number, ETag: p.ETag}
 		crc = crcCombine(crc, p.CRC64, p.Size)
 	}
-	return w.d.complete(ctx, w.key, w.uploadID, list, completion{size: w.size, crc64: formatCRC(crc), describe: w.path + " after upload"})
+	_, err := w.d.complete(ctx, w.key, w.uploadID, list, completion{size: w.size, crc64: formatCRC(crc), describe: w.path + " after upload"})
+	return err
 }
 
 // Cancel aborts the multipart upload and removes the state record.
