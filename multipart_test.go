@@ -16,14 +16,20 @@ import (
 // loseAnswers wraps the emulator: the first n requests of operation op are
 // applied and their answer replaced by a dropped connection.
 func loseAnswers(t *testing.T, op string, n int32) (*costest.Handler, *httptest.Server) {
+	return loseAnswersOf(t, op, func(i int32) bool { return i <= n })
+}
+
+// loseAnswersOf is loseAnswers for the requests of op whose count (from 1)
+// lose says.
+func loseAnswersOf(t *testing.T, op string, lose func(i int32) bool) (*costest.Handler, *httptest.Server) {
 	h, err := costest.NewHandler(costest.Options{})
 	require.NoError(t, err)
-	var lost atomic.Int32
+	var seen atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		before := h.Stats().Count(op)
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, r)
-		if h.Stats().Count(op) > before && lost.Add(1) <= n {
+		if h.Stats().Count(op) > before && lose(seen.Add(1)) {
 			panic(http.ErrAbortHandler) // the answer is lost
 		}
 		for k, v := range rec.Header() {

@@ -324,15 +324,20 @@ func (w *writer) copyStored(ctx context.Context, n int64, crc uint64) error {
 	return nil
 }
 
-// state is the header of a record of what the writer holds now: the parts
-// uploaded, and a cut of the tail.
-func (w *writer) state(cut tailCut) *uploadState {
-	return &uploadState{UploadID: w.uploadID, Size: w.size, Parts: w.sortedParts(), Cut: cut.size, CutCRC64: cut.crc}
+// state is the header of a record of the parts uploaded and a tail of
+// tailSize bytes with this cut. Its size is what the record holds, which
+// is less than written while a write goes on past it (drain).
+func (w *writer) state(tailSize int64, cut tailCut) *uploadState {
+	s := &uploadState{UploadID: w.uploadID, Size: tailSize, Parts: w.sortedParts(), Cut: cut.size, CutCRC64: cut.crc}
+	for _, p := range s.Parts {
+		s.Size += p.Size
+	}
+	return s
 }
 
 // putRecord stores a record whose tail is data, in one PUT.
 func (w *writer) putRecord(ctx context.Context, data []byte) error {
-	state := w.state(tailCut{})
+	state := w.state(int64(len(data)), tailCut{})
 	header := state.headerBlock(int64(len(data)), crc64.Checksum(data, crcTable))
 	record := make([]byte, 0, len(data)+len(header))
 	record = append(append(record, data...), header...)
@@ -359,7 +364,7 @@ func (w *writer) extendRecord(ctx context.Context, data []byte) error {
 	if cut.size == 0 && tailSize >= int64(w.partSize) {
 		cut = tailCut{size: tailSize, crc: tailCRC}
 	}
-	state := w.state(cut)
+	state := w.state(tailSize, cut)
 	header := state.headerBlock(tailSize, tailCRC)
 	want := completion{
 		size:     tailSize + int64(len(header)),
