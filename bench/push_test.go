@@ -36,8 +36,8 @@ func pushPhases(t *testing.T, size int64) (post, patch, put costest.Stats) {
 // own: startedat and hash states (PUT, GET, a listing), Stats of the
 // upload and the blob (HEAD, and a listing when the blob is new), the
 // layer link, deleting the upload directory (a listing and a batch
-// delete). The driver's: the upload-state record (GETs, PUT), the part,
-// completing, and a Move that reuses the HEAD of the registry's Stat just
+// delete). The driver's: the upload-state record (GETs, PUT), the parts,
+// the copy of the record's tail into the last part, completing, and a Move that reuses the HEAD of the registry's Stat just
 // before it (it HEADs the destination only, for an upload in progress there): one CopyObject up to multipartcopythreshold (32 MiB), else
 // an initiate, parallel part copies and a completion; then the DELETE of
 // the source.
@@ -47,9 +47,14 @@ func TestPushRoundTrips(t *testing.T) {
 		patch, put       int64
 		copies, initiate int64
 	}{
-		{size: 1 << 20, patch: 7, put: 16},
-		// 40 MiB: 3 parts of 16 MiB; 2 part copies of 32 MiB.
-		{size: 40 << 20, patch: 9, put: 19, copies: 2, initiate: 1},
+		// 1 MiB: the PATCH's Close keeps the data in the state record (one
+		// PUT, no part); the commit copies it out of the record (initiate,
+		// part copy, complete) instead of completing an uploaded part.
+		{size: 1 << 20, patch: 5, put: 18, copies: 1, initiate: 1},
+		// 40 MiB: 2 parts of 16 MiB uploaded by the PATCH, whose Close puts
+		// the last 8 MiB in the record; the commit copies them out as part
+		// 3; then 2 part copies of 32 MiB by Move.
+		{size: 40 << 20, patch: 8, put: 20, copies: 3, initiate: 1},
 	} {
 		post, patch, put := pushPhases(t, tc.size)
 		t.Logf("%d bytes\nPOST:%s\nPATCH:%s\nPUT:%s", tc.size, requestTable(post), requestTable(patch), requestTable(put))
