@@ -112,10 +112,10 @@ func TestUploadRequestCounts(t *testing.T) {
 	grow := map[string]int64{"InitiateMultipartUpload": 1, "UploadPartCopy": 1, "UploadPart": 1, "CompleteMultipartUpload": 1}
 	step("tail in memory", 512*kib, map[string]int64{"PutObject": 1})
 	step("tail in memory reaching 1 MiB", 512*kib, map[string]int64{"PutObject": 1}) // 1 MiB: stored from now on
-	step("stored tail", 3*mib, grow)                                                  // 4 MiB
-	step("stored tail reaching chunksize", 2*mib, grow)                               // 6 MiB: cut at 6 MiB
-	step("stored tail after the cut", 512*kib, grow)                                  // 512 KiB after the cut
-	step("1 MiB after the cut", 512*kib, grow)                                        // ripe: the next Close cuts
+	step("stored tail", 3*mib, grow)                                                 // 4 MiB
+	step("stored tail reaching chunksize", 2*mib, grow)                              // 6 MiB: cut at 6 MiB
+	step("stored tail after the cut", 512*kib, grow)                                 // 512 KiB after the cut
+	step("1 MiB after the cut", 512*kib, grow)                                       // ripe: the next Close cuts
 	// Part 1 = the 6 MiB up to the cut, the first part: the real upload
 	// starts here. 1.5 MiB stay stored.
 	cutThenGrow := map[string]int64{"InitiateMultipartUpload": 2, "UploadPartCopy": 2, "UploadPart": 1, "CompleteMultipartUpload": 1}
