@@ -25,6 +25,14 @@ const uploadStateMeta = "x-cos-meta-registry-upload-size"
 // the tail ends, so a resume reads only what it needs in one ranged GET.
 const uploadHeaderMeta = "x-cos-meta-registry-upload-header"
 
+// uploadSpareMeta, when set, is the length of bytes between the tail and
+// the header that are no part of the upload yet: data a write in progress
+// put beside the tail to copy them into a part together. The record still
+// says only what the registry was last told (its size at the last Close),
+// so a process killed in the middle of a PATCH leaves the offset the
+// registry's upload state expects.
+const uploadSpareMeta = "x-cos-meta-registry-upload-spare"
+
 // uploadState is the header of an upload-state record. The record is
 //
 //	[tail][header: JSON, then spaces]
@@ -82,22 +90,25 @@ func isUploadRecordSize(size int64) bool {
 	return size%uploadRecordModulus == uploadRecordResidue
 }
 
-// headerBlock is the end of a record whose tail is tailSize bytes: the
-// JSON header, padded with spaces (which JSON ignores) to the record size
-// Delete recognises.
-func (s *uploadState) headerBlock(tailSize int64, tailCRC uint64) []byte {
+// headerBlock is the end of a record whose tail is tailSize bytes, with
+// spare bytes after it: the JSON header, padded with spaces (which JSON
+// ignores) to the record size Delete recognises.
+func (s *uploadState) headerBlock(tailSize, spare int64, tailCRC uint64) []byte {
 	s.Version, s.TailSize, s.TailCRC64 = uploadStateVersion, tailSize, &tailCRC
 	header, _ := json.Marshal(s)
-	size := tailSize + int64(len(header))
+	size := tailSize + spare + int64(len(header))
 	pad := (uploadRecordResidue - size%uploadRecordModulus + uploadRecordModulus) % uploadRecordModulus
 	return append(header, bytes.Repeat([]byte{' '}, int(pad))...)
 }
 
 // recordMeta are the metadata headers of a record with this header block.
-func (s *uploadState) recordMeta(header []byte) http.Header {
+func (s *uploadState) recordMeta(header []byte, spare int64) http.Header {
 	meta := http.Header{}
 	meta.Set(uploadStateMeta, strconv.FormatInt(s.Size, 10))
 	meta.Set(uploadHeaderMeta, strconv.Itoa(len(header)))
+	if spare > 0 {
+		meta.Set(uploadSpareMeta, strconv.FormatInt(spare, 10))
+	}
 	return meta
 }
 
@@ -185,19 +196,23 @@ func (d *driver) getUploadState(ctx context.Context, key string) (*storedRecord,
 	if err != nil || head.uploadSize < 0 {
 		return nil, head, err
 	}
-	headerLen := int64(-1)
+	headerLen, spare := int64(-1), int64(0)
 	if v := meta.Get(uploadHeaderMeta); v != "" {
 		n, perr := strconv.ParseInt(v, 10, 64)
-		if perr != nil || n <= 0 || n > head.size {
-			return nil, head, fmt.Errorf("cos: upload state record at %s is corrupt: %s %q", key, uploadHeaderMeta, v)
+		if v := meta.Get(uploadSpareMeta); v != "" && perr == nil {
+			spare, perr = strconv.ParseInt(v, 10, 64)
+		}
+		if perr != nil || n <= 0 || spare < 0 || n+spare > head.size {
+			return nil, head, fmt.Errorf("cos: upload state record at %s is corrupt: %s %q, %s %q", key, uploadHeaderMeta, v, uploadSpareMeta, meta.Get(uploadSpareMeta))
 		}
 		headerLen = n
 	}
+	tailSize := head.size - headerLen - spare
 	// need is the first byte the resume needs: the whole of a version-1
 	// record or of a small tail, else only the header.
 	need := int64(0)
-	if tailSize := head.size - headerLen; headerLen > 0 && tailSize >= minPartSize {
-		need = tailSize
+	if headerLen > 0 && tailSize >= minPartSize {
+		need = head.size - headerLen
 	}
 	if need < first {
 		more, _, _, _, err := d.getRecordRange(ctx, key, fmt.Sprintf("bytes=%d-%d", need, first-1), head.etag)
@@ -211,8 +226,7 @@ func (d *driver) getUploadState(ctx context.Context, key string) (*storedRecord,
 		rec.state, rec.tail, err = decodeRecordV1(data)
 		return rec, head, err
 	}
-	tailSize := head.size - headerLen
-	if rec.state, err = decodeHeader(data[tailSize-first:], tailSize); err != nil {
+	if rec.state, err = decodeHeader(data[head.size-headerLen-first:], tailSize); err != nil {
 		return nil, head, err
 	}
 	if need == 0 {

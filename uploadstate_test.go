@@ -12,7 +12,7 @@ import (
 // first) and 2 (header last) are read, another is refused.
 func TestUploadStateVersion(t *testing.T) {
 	s := &uploadState{UploadID: "u", Size: 3}
-	header := s.headerBlock(3, crc64.Checksum([]byte("abc"), crcTable))
+	header := s.headerBlock(3, 0, crc64.Checksum([]byte("abc"), crcTable))
 	require.True(t, isUploadRecordSize(int64(3+len(header))), "record size residue")
 	got, err := decodeHeader(header, 3)
 	require.NoError(t, err)

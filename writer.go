@@ -170,7 +170,7 @@ func (w *writer) Write(p []byte) (int, error) {
 func (w *writer) drain() error {
 	rest := w.stored.size - w.cut.size // the stored tail after the cut
 	if k := w.partSize - int(rest); k > 0 {
-		if err := w.extendRecord(w.ctx, w.buf[:k]); err != nil {
+		if err := w.extendRecord(w.ctx, w.buf[:k], false); err != nil {
 			return err
 		}
 		w.buf = w.buf[:copy(w.buf, w.buf[k:])]
@@ -338,10 +338,10 @@ func (w *writer) state(tailSize int64, cut tailCut) *uploadState {
 // putRecord stores a record whose tail is data, in one PUT.
 func (w *writer) putRecord(ctx context.Context, data []byte) error {
 	state := w.state(int64(len(data)), tailCut{})
-	header := state.headerBlock(int64(len(data)), crc64.Checksum(data, crcTable))
+	header := state.headerBlock(int64(len(data)), 0, crc64.Checksum(data, crcTable))
 	record := make([]byte, 0, len(data)+len(header))
 	record = append(append(record, data...), header...)
-	if err := w.d.putObject(ctx, w.key, record, state.recordMeta(header)); err != nil {
+	if err := w.d.putObject(ctx, w.key, record, state.recordMeta(header, 0)); err != nil {
 		return err
 	}
 	w.record, w.stored, w.cut = "", storedTail{}, tailCut{}
@@ -349,12 +349,17 @@ func (w *writer) putRecord(ctx context.Context, data []byte) error {
 }
 
 // extendRecord replaces the record with one whose tail is the stored tail
-// followed by data (CRC64 dataCRC), without sending the stored tail again:
-// a multipart upload at the record's own key, of a copy of the stored tail
-// (pinned to the record's ETag) and of data with the new header, completed
-// only if COS's CRC64 of the whole is right. Until Complete the old record
-// stays what a resume reads; a failed attempt is aborted.
-func (w *writer) extendRecord(ctx context.Context, data []byte) error {
+// followed by data, without sending the stored tail again: a multipart
+// upload at the record's own key, of a copy of the stored tail (pinned to
+// the record's ETag) and of data with the new header, completed only if
+// COS's CRC64 of the whole is right. Until Complete the old record stays
+// what a resume reads; a failed attempt is aborted.
+//
+// A Close advances the record: its header then says data was written. In
+// the middle of a write or a commit (advance false), data is spare: the
+// header still says what the last Close said, so a process that dies
+// before the next Close leaves the size the registry expects.
+func (w *writer) extendRecord(ctx context.Context, data []byte, advance bool) error {
 	if w.stored.size < minPartSize {
 		return fmt.Errorf("cos: internal error: a stored tail of %d bytes cannot be copied as a part", w.stored.size)
 	}
@@ -364,15 +369,24 @@ func (w *writer) extendRecord(ctx context.Context, data []byte) error {
 	if cut.size == 0 && tailSize >= int64(w.partSize) {
 		cut = tailCut{size: tailSize, crc: tailCRC}
 	}
-	state := w.state(tailSize, cut)
-	header := state.headerBlock(tailSize, tailCRC)
+	var state *uploadState
+	var header []byte
+	spare := int64(0)
+	if advance {
+		state = w.state(tailSize, cut)
+		header = state.headerBlock(tailSize, 0, tailCRC)
+	} else {
+		spare = int64(len(data))
+		state = w.state(w.stored.size, w.cut)
+		header = state.headerBlock(w.stored.size, spare, w.stored.crc)
+	}
 	want := completion{
 		size:     tailSize + int64(len(header)),
 		crc64:    formatCRC(crcCombine(tailCRC, crc64.Checksum(header, crcTable), int64(len(header)))),
 		record:   true,
 		describe: "upload state record of " + w.path,
 	}
-	uploadID, err := w.d.initiate(ctx, w.key, state.recordMeta(header), w.uploadID)
+	uploadID, err := w.d.initiate(ctx, w.key, state.recordMeta(header, spare), w.uploadID)
 	if err != nil {
 		return err
 	}
@@ -382,7 +396,7 @@ func (w *writer) extendRecord(ctx context.Context, data []byte) error {
 		return err
 	}
 	w.record, w.stored, w.cut = etag, storedTail{size: tailSize, crc: tailCRC}, cut
-	w.dirty = false
+	w.dirty = !advance
 	return nil
 }
 
@@ -448,7 +462,7 @@ func (w *writer) Close() error {
 				return err
 			}
 		}
-		err = w.extendRecord(w.ctx, pending)
+		err = w.extendRecord(w.ctx, pending, true)
 	} else {
 		err = w.putRecord(w.ctx, pending)
 	}
@@ -485,7 +499,7 @@ func (w *writer) Commit(ctx context.Context) error {
 			// part, not a short part before another: every part but the
 			// last holds partSize bytes, or 10,000 parts would not reach
 			// 10,000 × chunksize.
-			if err := w.extendRecord(ctx, pending); err != nil {
+			if err := w.extendRecord(ctx, pending, false); err != nil {
 				return err
 			}
 			pending = nil

@@ -236,3 +236,36 @@ func TestLostAnswersWhileTheTailGrows(t *testing.T) {
 		})
 	}
 }
+
+// TestWriteWithoutCloseKeepsTheRecordSize: a write that turns a stored tail
+// into parts rewrites the record, but a process killed before its Close
+// leaves the size of the last Close, the offset the registry's upload
+// state holds; the upload then goes on from there.
+func TestWriteWithoutCloseKeepsTheRecordSize(t *testing.T) {
+	ctx := context.Background()
+	srv := testenv.StartEmulator(t, costest.Options{})
+	d := newTestDriver(t, srv, func(p *Parameters) { p.ChunkSize = MinChunkSize })
+	const p = "/killed/data"
+	content := testenv.RandomBytes(3*MinChunkSize, 990)
+	w, err := d.Writer(ctx, p, false)
+	require.NoError(t, err)
+	_, err = w.Write(content[:2*mib]) // a stored tail
+	require.NoError(t, err)
+	require.NoError(t, w.Close())
+	w, err = d.Writer(ctx, p, true)
+	require.NoError(t, err)
+	srv.ResetStats()
+	_, err = w.Write(content[2*mib : 2*mib+MinChunkSize]) // drains the tail into a part
+	require.NoError(t, err)
+	require.EqualValues(t, 1, srv.Stats().Count("CompleteMultipartUpload"), "the record was rewritten")
+	// The process dies here: no Close.
+	w, err = d.Writer(ctx, p, true)
+	require.NoError(t, err)
+	require.EqualValues(t, 2*mib, w.Size(), "size after the killed write")
+	_, err = w.Write(content[2*mib:])
+	require.NoError(t, err)
+	require.NoError(t, w.Commit(ctx))
+	got, err := d.GetContent(ctx, p)
+	require.NoError(t, err)
+	require.True(t, bytes.Equal(content, got), "content")
+}
