@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 
@@ -79,8 +81,8 @@ func TestDeleteAbortsUploads(t *testing.T) {
 	require.NoError(t, w.Cancel(ctx))
 }
 
-// TestDeleteCosts: a committed tree costs one listing and one batch delete;
-// siblings that sort before "key/" are skipped, never deleted.
+// TestDeleteCosts: a committed tree costs one listing, one batch delete and
+// the listing that shows the delete (without lag, at once); siblings that sort before "key/" are skipped, never deleted.
 func TestDeleteCosts(t *testing.T) {
 	ctx := context.Background()
 	srv := testenv.StartEmulator(t, costest.Options{})
@@ -90,8 +92,8 @@ func TestDeleteCosts(t *testing.T) {
 	srv.ResetStats()
 	require.NoError(t, d.Delete(ctx, "/blobs/ab/abcd"))
 	st := srv.Stats()
-	require.EqualValues(t, 2, st.Total(), "requests: %v", st.Requests)
-	require.EqualValues(t, 1, st.Count("ListObjects"))
+	require.EqualValues(t, 3, st.Total(), "requests: %v", st.Requests)
+	require.EqualValues(t, 2, st.Count("ListObjects"))
 
 	for i := range 1001 {
 		require.NoError(t, in.putObject(ctx, fmt.Sprintf("sib/a-x/file%04d", i), nil, nil))
@@ -107,4 +109,50 @@ func TestDeleteCosts(t *testing.T) {
 	require.ElementsMatch(t, []string{"/sib/a-x", "/sib/a0"}, list, "siblings survive")
 	_, err = d.Stat(ctx, "/blobs/ab/abce/data")
 	require.NoError(t, err)
+}
+
+// TestDeleteUnderListingLag: keys written a moment before Delete, which a
+// lagging listing does not show yet, are deleted all the same: a file by
+// name, a tree's unlisted keys once the listing shows the delete, a tree
+// none of which is listed yet once the listing shows a marker Delete
+// writes. Nothing is listed once the lag has passed, and no multipart
+// upload is open.
+func TestDeleteUnderListingLag(t *testing.T) {
+	ctx := context.Background()
+	const lag = 300 * time.Millisecond
+	srv := testenv.StartEmulator(t, costest.Options{})
+	d := newTestDriver(t, srv, func(p *Parameters) { p.ChunkSize = MinChunkSize })
+	putFiles(t, d, []string{"/_uploads/u1/startedat", "/_uploads/u1/hashstates/sha256/0"})
+	time.Sleep(10 * time.Millisecond)
+	srv.SetFaults(costest.Faults{ListLag: lag})
+	// Written within the lag, as another replica's last PATCH does.
+	w, err := d.Writer(ctx, "/_uploads/u1/data", false)
+	require.NoError(t, err)
+	_, err = w.Write(testenv.RandomBytes(MinChunkSize+1, 102))
+	require.NoError(t, err)
+	require.NoError(t, w.Close())
+	putFiles(t, d, []string{"/_uploads/u1/hashstates/sha256/5242881", "/_layers/sha256/ab/link",
+		"/_uploads/u2/startedat", "/_uploads/u2/hashstates/sha256/0"})
+
+	require.NoError(t, d.Delete(ctx, "/_layers/sha256/ab/link"), "a file not listed yet")
+	require.NoError(t, d.Delete(ctx, "/_uploads/u1"))
+	require.NoError(t, d.Delete(ctx, "/_uploads/u2"), "a tree none of which is listed yet")
+	err = d.Delete(ctx, "/_layers/sha256/missing/link")
+	require.IsType(t, storagedriver.PathNotFoundError{}, err)
+
+	time.Sleep(lag + 50*time.Millisecond)
+	srv.SetFaults(costest.Faults{})
+	for _, dir := range []string{"/_uploads", "/_layers"} {
+		var left []string
+		require.NoError(t, d.Walk(ctx, "/", func(fi storagedriver.FileInfo) error {
+			if strings.HasPrefix(fi.Path(), dir+"/") && !fi.IsDir() {
+				left = append(left, fi.Path())
+			}
+			return nil
+		}))
+		require.Empty(t, left, "keys left under %s", dir)
+	}
+	res, _, err := internal(d).client.Object.ListUploads(ctx, nil)
+	require.NoError(t, err)
+	require.Empty(t, res.Upload, "multipart uploads left open")
 }
