@@ -121,8 +121,13 @@ func uploadOffset(t *testing.T, location string) int {
 // bucket, through the emulator's SDK client, as "key (upload ID)".
 func openMultipartUploads(t *testing.T, emulator *costest.Server) []string {
 	t.Helper()
+	return listOpenUploads(t, emulator.Client())
+}
+
+// listOpenUploads lists the multipart uploads open in client's bucket.
+func listOpenUploads(t *testing.T, client *cossdk.Client) []string {
+	t.Helper()
 	ctx := context.Background()
-	client := emulator.Client()
 	var open []string
 	opts := &cossdk.ObjectListUploadsOptions{MaxUploads: 1000}
 	for {

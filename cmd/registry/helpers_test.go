@@ -61,6 +61,19 @@ type registryOptions struct {
 	// MaxRetries is the driver's maxretries parameter; 0 leaves the
 	// driver's default.
 	MaxRetries int
+	// RedirectExpiry is the driver's redirectexpiry; 0 leaves the default.
+	RedirectExpiry time.Duration
+	// HTPasswd, when set, is the path of an htpasswd file the registry
+	// authenticates every request against.
+	HTPasswd string
+	// Redis, when set, is the address of a Redis server the registry uses
+	// as its blob-descriptor cache; else BlobCache turns on the in-memory
+	// one.
+	Redis     string
+	BlobCache bool
+	// Balanced configures a replica behind a load balancer: relative URLs
+	// in Location headers and a 10s drain on SIGTERM.
+	Balanced bool
 }
 
 // registryConfigYAML renders a registry configuration for the emulator, the
@@ -74,7 +87,25 @@ func registryConfigYAML(emulator *costest.Server, opts registryOptions) string {
 	if opts.MaxRetries != 0 {
 		params["maxretries"] = opts.MaxRetries
 	}
-	return registrytest.ConfigYAML(registrytest.Options{Parameters: params, Redirect: opts.Redirect})
+	if opts.RedirectExpiry != 0 {
+		params["redirectexpiry"] = opts.RedirectExpiry
+	}
+	config := registrytest.ConfigYAML(registrytest.Options{Parameters: params, Redirect: opts.Redirect,
+		BlobDescriptorCache: opts.BlobCache || opts.Redis != ""})
+	// What registrytest does not write, before the storage section (which
+	// follows the http section).
+	var more string
+	if opts.Balanced {
+		more += "  relativeurls: true\n  draintimeout: 10s\n"
+	}
+	if opts.HTPasswd != "" {
+		more += fmt.Sprintf("auth:\n  htpasswd:\n    realm: registry-cos\n    path: %q\n", opts.HTPasswd)
+	}
+	if opts.Redis != "" {
+		more += fmt.Sprintf("redis:\n  addrs: [%s]\n  dialtimeout: 100ms\n  readtimeout: 100ms\n  writetimeout: 100ms\n", opts.Redis)
+		config = strings.Replace(config, "blobdescriptor: inmemory", "blobdescriptor: redis", 1)
+	}
+	return strings.Replace(config, "\nstorage:\n", "\n"+more+"storage:\n", 1)
 }
 
 // startRegistry starts a registry on the emulator's bucket, built by this
