@@ -14,7 +14,6 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -188,27 +187,6 @@ func tcpReady(addr string) func() error {
 	}
 }
 
-var (
-	emulatorBinaryOnce sync.Once
-	emulatorBinaryPath string
-	emulatorBinaryErr  error
-)
-
-// emulatorBinary builds cmd/cos-emulator once per test run, next to the
-// registry binary.
-func emulatorBinary(t *testing.T) string {
-	t.Helper()
-	dir := filepath.Dir(registryBinary(t))
-	emulatorBinaryOnce.Do(func() {
-		emulatorBinaryPath = filepath.Join(dir, "cos-emulator")
-		emulatorBinaryErr = testenv.GoBuild(emulatorBinaryPath, "../cos-emulator")
-	})
-	if emulatorBinaryErr != nil {
-		t.Fatalf("building cos-emulator: %v", emulatorBinaryErr)
-	}
-	return emulatorBinaryPath
-}
-
 // haCluster is the running set-up of one variant.
 type haCluster struct {
 	emulator     *haProcess
@@ -230,7 +208,7 @@ func startHACluster(t *testing.T, shape haShape, withRedis bool) *haCluster {
 	c := &haCluster{emulatorAddr: testenv.FreeAddr(t), adminAddr: testenv.FreeAddr(t)}
 	dataDir := t.TempDir()
 	c.emulator = &haProcess{name: "cos-emulator",
-		args:  []string{emulatorBinary(t), "-addr", c.emulatorAddr, "-admin-addr", c.adminAddr, "-data", dataDir},
+		args:  []string{buildCosEmulator(t), "-addr", c.emulatorAddr, "-admin-addr", c.adminAddr, "-data", dataDir},
 		ready: httpReady("http://" + c.adminAddr + "/stats")}
 	if shape.faults {
 		c.emulator.args = append(c.emulator.args, haEmulatorFaults...)
