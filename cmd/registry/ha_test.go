@@ -808,6 +808,9 @@ func haPage(client *http.Client, lbURL, u string, state *haState) []string {
 				return err
 			}
 			defer resp.Body.Close()
+			if resp.StatusCode == http.StatusNotFound && strings.Contains(u, "/tags/list") {
+				return nil // a repository with blobs but no tag yet (ha/deleted)
+			}
 			if resp.StatusCode != http.StatusOK {
 				return fmt.Errorf("GET %s: %d", u, resp.StatusCode)
 			}
