@@ -3,11 +3,13 @@ package cos
 import (
 	"context"
 	"fmt"
+	"path"
 	"slices"
 	"strings"
 	"time"
 
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
+	"github.com/sirupsen/logrus"
 	cossdk "github.com/tencentyun/cos-go-sdk-v5"
 )
 
@@ -19,19 +21,30 @@ import (
 // Listings may lag behind writes (another replica's PUT a moment ago is
 // not listed yet; the emulator's ListLag plays this), so Delete removes
 // what was written before it was called, lag or no lag: a key that is not
-// listed is looked up by name (HEAD), and after a tree is deleted it is
-// listed again until the listing no longer shows the keys just deleted.
-// Such a listing reflects a moment after the delete, so it shows every key
-// written before it; those are deleted too. Without lag this costs one
-// more listing per tree. The registry deletes trees whose children it
-// writes from several replicas (_uploads/<id>/ with startedat, data and
+// listed is looked up by name (HEAD); a tree none of which is listed is
+// found through a marker Delete writes under it and waits to see listed;
+// and after a tree is deleted it is listed again until the listing no
+// longer shows the keys just deleted. Such a listing reflects a moment
+// after the delete, so it shows every key written before it; those are
+// deleted too. The registry deletes trees whose children it writes from
+// several replicas (_uploads/<id>/ with startedat, data and
 // hashstates/<alg>/<offset>; tag and repository directories), so naming
 // known children would miss some (hashstate offsets are not known).
+//
+// Where the registry reads what it deleted by name (a tag's current/link,
+// a blob's data, a revision's link) that confirming listing is part of the
+// Delete. An upload directory is different: the registry never reads it
+// again once it deletes it, every key written there is garbage from then
+// on, and it deletes one in every blob commit; so it is confirmed in the
+// background (settleUpload), off the push's critical path.
 func (d *driver) Delete(ctx context.Context, path string) error {
 	key := d.key(path)
 	keys, mayHoldUpload, err := d.listTree(ctx, key)
 	if err != nil {
 		return err
+	}
+	if isUploadDir(key) {
+		return d.deleteUpload(ctx, path, key, keys, mayHoldUpload)
 	}
 	if len(keys) == 0 {
 		_, err := d.head(ctx, key)
@@ -44,128 +57,213 @@ func (d *driver) Delete(ctx context.Context, path string) error {
 		// Nothing listed and no such file: a tree written within the
 		// lag looks the same as no tree at all. A marker written now
 		// tells when the listing has caught up with this call.
-		if keys, mayHoldUpload, err = d.listAfterMarker(ctx, key); err != nil {
+		found, upload, err := d.settle(ctx, key, nil, key+"/"+deleteMarker, "", 0)
+		if err != nil {
 			return err
 		}
-		if len(keys) == 1 {
-			if err := d.deleteKeys(ctx, keys); err != nil {
-				return err
-			}
+		if !found {
 			return storagedriver.PathNotFoundError{Path: path}
 		}
+		return d.abortUploadsIf(ctx, key, upload)
 	}
-	// An upload directory's startedat goes last: the upload purger finds
-	// what to purge by it, so keys left by a Delete cut short (a crash)
-	// stay purgeable.
-	startedAt := key + "/startedat"
-	anchored := slices.Contains(keys, startedAt)
-	first := slices.DeleteFunc(slices.Clone(keys), func(k string) bool { return k == startedAt })
-	if len(first) > 0 {
-		if err := d.deleteKeys(ctx, first); err != nil {
-			return err
-		}
+	if err := d.deleteKeys(ctx, keys); err != nil {
+		return err
 	}
 	if len(keys) == 1 && keys[0] == key {
 		return nil // a file: nothing under it to wait for
 	}
-	if err := d.settleTree(ctx, key, first, startedAt, &mayHoldUpload); err != nil {
+	_, upload, err := d.settle(ctx, key, keys, "", "", 0)
+	if err != nil {
 		return err
 	}
-	if anchored {
-		if err := d.deleteKeys(ctx, []string{startedAt}); err != nil {
+	return d.abortUploadsIf(ctx, key, mayHoldUpload || upload)
+}
+
+// isUploadDir reports whether key is an upload directory of the registry,
+// <repository>/_uploads/<id>.
+func isUploadDir(key string) bool {
+	return path.Base(path.Dir(key)) == "_uploads"
+}
+
+// deleteUpload deletes the upload directory at key, of which the first
+// listing showed keys: those at once, then the rest in the background.
+// Its startedat goes last, after the listing has caught up: the upload
+// purger finds what to purge by it, so a Delete cut short (a crash, a
+// replica stopped before its background work ended) leaves a directory
+// the purger still removes. An upload directory is never written again
+// under the same id, so whatever the background finds there later is the
+// deleted upload's.
+func (d *driver) deleteUpload(ctx context.Context, path, key string, keys []string, mayHoldUpload bool) error {
+	startedAt := key + "/startedat"
+	anchored := slices.Contains(keys, startedAt)
+	if !anchored {
+		// Not listed yet: written within the lag, or gone.
+		_, err := d.head(ctx, startedAt)
+		if err != nil && !isNotFound(err) {
 			return err
 		}
+		anchored = err == nil
 	}
+	if len(keys) == 0 && !anchored {
+		return storagedriver.PathNotFoundError{Path: path}
+	}
+	first := slices.DeleteFunc(slices.Clone(keys), func(k string) bool { return k == startedAt })
+	if err := d.deleteKeys(ctx, first); err != nil {
+		return err
+	}
+	// A listed upload-state record's multipart upload is listed too (it
+	// was initiated before the record was written): abort it now.
+	if err := d.abortUploadsIf(ctx, key, mayHoldUpload); err != nil {
+		return err
+	}
+	inBackground(ctx, "settling deleted upload directory "+key, func(ctx context.Context) error {
+		return d.settleUpload(ctx, key, first, anchored)
+	})
+	return nil
+}
+
+// settleUpload deletes what the first listing of a deleted upload
+// directory missed: it waits for a listing that shows the delete (or, when
+// nothing had been listed to delete, a marker written now), deletes the
+// keys it shows, aborts the multipart uploads under the directory if one
+// of them is an upload-state record, and deletes startedat last (if
+// anchored: it was there).
+func (d *driver) settleUpload(ctx context.Context, key string, deleted []string, anchored bool) error {
+	startedAt := key + "/startedat"
+	marker := ""
+	if len(deleted) == 0 {
+		marker = key + "/" + deleteMarker
+	}
+	_, upload, err := d.settle(ctx, key, deleted, marker, startedAt, backgroundFirstWait)
+	if err != nil {
+		return err
+	}
+	if err := d.abortUploadsIf(ctx, key, upload); err != nil {
+		return err
+	}
+	if !anchored {
+		return nil
+	}
+	return d.deleteKeys(ctx, []string{startedAt})
+}
+
+func (d *driver) abortUploadsIf(ctx context.Context, key string, mayHoldUpload bool) error {
 	if !mayHoldUpload {
 		return nil
 	}
 	return d.abortUploads(ctx, key)
 }
 
-// maxSettle bounds how long Delete waits for a listing to show its delete
-// (the waits double from 50ms). What is written under the tree after the
-// bound is left to the upload purger.
-const maxSettle = 20 * time.Second
+// Bounds of the waits for a listing to catch up.
+const (
+	// maxSettle bounds how long a Delete (or its background part) waits
+	// for a listing to show its delete; the waits double. What is written
+	// under the tree after the bound is left to the upload purger.
+	maxSettle = 20 * time.Second
+	// backgroundFirstWait is the first wait of the background part: a
+	// listing right after the delete would show it only without lag, and
+	// without lag one listing a moment later suffices.
+	backgroundFirstWait = 250 * time.Millisecond
+	// maxBackground bounds the background parts running at once in a
+	// process; beyond it a Delete does its part before it returns.
+	maxBackground = 64
+)
 
-// settleTree lists the tree under key again until the listing no longer
-// shows any of the deleted keys, deleting what it shows that was not
-// deleted yet (keys the first listing missed) but keep, which the caller
-// deletes last.
-func (d *driver) settleTree(ctx context.Context, key string, deleted []string, keep string, mayHoldUpload *bool) error {
+// background holds one token per background part running. It is shared
+// by the drivers of a process because the bound is about the process's
+// goroutines and connections.
+var background = make(chan struct{}, maxBackground)
+
+// inBackground runs f in a goroutine, with ctx's values but not its
+// cancellation, bounded in time, or runs it at once when maxBackground are
+// running. Its errors are logged: what it leaves is the upload purger's.
+func inBackground(ctx context.Context, what string, f func(context.Context) error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*maxSettle)
+	run := func() {
+		defer cancel()
+		if err := f(ctx); err != nil {
+			logrus.WithField("driver", DriverName).Warnf("%s: %v (the upload purger removes what is left)", what, rootCause(err))
+		}
+	}
+	select {
+	case background <- struct{}{}:
+		go func() {
+			defer func() { <-background }()
+			run()
+		}()
+	default:
+		run()
+	}
+}
+
+// settle lists the tree under key until the listing reflects a moment
+// after this call: it shows none of the keys in deleted (deleted just
+// before) and shows marker, which settle writes first unless it is "". On
+// the way it deletes every listed key not deleted yet (keys an earlier
+// listing missed) but keep and marker; keep is the caller's to delete.
+// found tells whether there were such keys. The first wait is firstWait,
+// then 50ms, and the waits double up to maxSettle.
+//
+// A key deleted here and written again meanwhile keeps being listed, so
+// the wait runs to maxSettle; it is not deleted again.
+func (d *driver) settle(ctx context.Context, key string, deleted []string, marker, keep string, firstWait time.Duration) (found, mayHoldUpload bool, err error) {
 	gone := make(map[string]bool, len(deleted))
 	for _, k := range deleted {
 		gone[k] = true
 	}
-	wait := time.Duration(0)
-	for waited := time.Duration(0); waited <= maxSettle; waited += wait {
+	if marker != "" {
+		if err := d.putObject(ctx, marker, nil, nil); err != nil {
+			return false, false, err
+		}
+		defer func() {
+			if err == nil {
+				err = d.deleteKeys(ctx, []string{marker})
+			}
+		}()
+	}
+	waited, wait := time.Duration(0), firstWait
+	for {
 		if wait > 0 {
 			select {
 			case <-ctx.Done():
-				return ctx.Err()
+				return found, mayHoldUpload, ctx.Err()
 			case <-time.After(wait):
 			}
+			waited += wait
 		}
 		wait = max(2*wait, 50*time.Millisecond)
 		keys, upload, err := d.listTree(ctx, key)
 		if err != nil {
-			return err
+			return found, mayHoldUpload, err
 		}
 		var fresh []string
-		stale := false
+		caughtUp := marker == "" || slices.Contains(keys, marker)
 		for _, k := range keys {
-			if k == keep {
-				continue
-			}
-			if gone[k] {
-				stale = true
-			} else {
+			switch {
+			case k == keep || k == marker:
+			case gone[k]:
+				caughtUp = false
+			default:
 				fresh = append(fresh, k)
 				gone[k] = true
 			}
 		}
 		if len(fresh) > 0 {
-			*mayHoldUpload = *mayHoldUpload || upload
+			found = true
+			mayHoldUpload = mayHoldUpload || upload
 			if err := d.deleteKeys(ctx, fresh); err != nil {
-				return err
+				return found, mayHoldUpload, err
 			}
 		}
-		if !stale {
-			return nil
+		if caughtUp || waited >= maxSettle {
+			return found, mayHoldUpload, nil
 		}
 	}
-	return nil
 }
 
 // deleteMarker names the object Delete writes under a tree it found
 // nothing of, to learn when a listing reflects a moment after the call.
 const deleteMarker = ".registry-cos-delete-marker"
-
-// listAfterMarker writes a marker under "key/" and lists the tree until
-// the listing shows it; the keys returned include the marker.
-func (d *driver) listAfterMarker(ctx context.Context, key string) ([]string, bool, error) {
-	marker := key + "/" + deleteMarker
-	if err := d.putObject(ctx, marker, nil, nil); err != nil {
-		return nil, false, err
-	}
-	wait := time.Duration(0)
-	for waited := time.Duration(0); ; waited += wait {
-		if wait > 0 {
-			select {
-			case <-ctx.Done():
-				return nil, false, ctx.Err()
-			case <-time.After(wait):
-			}
-		}
-		wait = max(2*wait, 50*time.Millisecond)
-		keys, mayHoldUpload, err := d.listTree(ctx, key)
-		if err != nil || slices.Contains(keys, marker) {
-			return keys, mayHoldUpload, err
-		}
-		if waited > maxSettle {
-			return append(keys, marker), mayHoldUpload, nil
-		}
-	}
-}
 
 // listTree lists key and the keys under "key/", and whether one of them
 // may be an upload-state record.

@@ -8,7 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/distribution/distribution/v3/registry/storage"
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
+	"github.com/google/uuid"
 
 	"github.com/stretchr/testify/require"
 
@@ -79,6 +81,7 @@ func TestDeleteAbortsUploads(t *testing.T) {
 	require.NoError(t, err)
 	require.Zero(t, w.Size(), "nothing of the deleted upload is resumed")
 	require.NoError(t, w.Cancel(ctx))
+	waitUploadsGone(t, d, "/")
 }
 
 // TestDeleteCosts: a committed tree costs one listing, one batch delete and
@@ -111,18 +114,71 @@ func TestDeleteCosts(t *testing.T) {
 	require.NoError(t, err)
 }
 
+// TestDeleteUploadCosts: an upload directory costs the registry's commit
+// what it cost before Delete learnt about lag, one listing and one batch
+// delete; the listing that shows the delete and the delete of startedat,
+// kept until then, follow in the background.
+func TestDeleteUploadCosts(t *testing.T) {
+	ctx := context.Background()
+	srv := testenv.StartEmulator(t, costest.Options{})
+	d := newTestDriver(t, srv, nil)
+	putFiles(t, d, []string{"/r/_uploads/u1/startedat", "/r/_uploads/u1/hashstates/sha256/0"})
+	srv.ResetStats()
+	require.NoError(t, d.Delete(ctx, "/r/_uploads/u1"))
+	st := srv.Stats()
+	require.EqualValues(t, 2, st.Total(), "requests before Delete returns: %v", st.Requests)
+	require.EqualValues(t, 1, st.Count("ListObjects"))
+	_, err := d.Stat(ctx, "/r/_uploads/u1/startedat")
+	require.NoError(t, err, "startedat stays until the listing has caught up")
+	require.Eventually(t, func() bool {
+		_, err := internal(d).head(ctx, "r/_uploads/u1/startedat")
+		return isNotFound(err)
+	}, 10*time.Second, 20*time.Millisecond, "startedat is deleted in the background")
+	st = srv.Stats()
+	require.EqualValues(t, 2, st.Count("ListObjects"), "requests: %v", st.Requests)
+	require.EqualValues(t, 2, st.Count("DeleteMultipleObjects"), "requests: %v", st.Requests)
+}
+
+// waitUploadsGone waits until no key is left under root/_uploads/ (the
+// background part of Delete has ended) and fails after 10s.
+func waitUploadsGone(t *testing.T, d *Driver, root string) {
+	t.Helper()
+	var left []string
+	require.Eventually(t, func() bool {
+		left = filesUnder(t, d, root, "/_uploads/")
+		return len(left) == 0
+	}, 10*time.Second, 20*time.Millisecond, "keys left: %v", &left)
+}
+
+// filesUnder lists the files under root whose path contains part.
+func filesUnder(t *testing.T, d *Driver, root, part string) []string {
+	t.Helper()
+	var files []string
+	err := d.Walk(context.Background(), root, func(fi storagedriver.FileInfo) error {
+		if strings.Contains(fi.Path(), part) && !fi.IsDir() {
+			files = append(files, fi.Path())
+		}
+		return nil
+	})
+	if _, ok := err.(storagedriver.PathNotFoundError); !ok {
+		require.NoError(t, err)
+	}
+	return files
+}
+
 // TestDeleteUnderListingLag: keys written a moment before Delete, which a
 // lagging listing does not show yet, are deleted all the same: a file by
-// name, a tree's unlisted keys once the listing shows the delete, a tree
-// none of which is listed yet once the listing shows a marker Delete
-// writes. Nothing is listed once the lag has passed, and no multipart
-// upload is open.
+// name; a tag directory's unlisted keys before Delete returns; an upload
+// directory's, listed or not, in the background once the listing shows
+// the delete (or a marker Delete writes). Nothing is listed once the lag
+// has passed, and no multipart upload is open.
 func TestDeleteUnderListingLag(t *testing.T) {
 	ctx := context.Background()
 	const lag = 300 * time.Millisecond
 	srv := testenv.StartEmulator(t, costest.Options{})
 	d := newTestDriver(t, srv, func(p *Parameters) { p.ChunkSize = MinChunkSize })
-	putFiles(t, d, []string{"/_uploads/u1/startedat", "/_uploads/u1/hashstates/sha256/0"})
+	putFiles(t, d, []string{"/_uploads/u1/startedat", "/_uploads/u1/hashstates/sha256/0",
+		"/_manifests/tags/v1/index/sha256/a/link"})
 	time.Sleep(10 * time.Millisecond)
 	srv.SetFaults(costest.Faults{ListLag: lag})
 	// Written within the lag, as another replica's last PATCH does.
@@ -132,27 +188,58 @@ func TestDeleteUnderListingLag(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, w.Close())
 	putFiles(t, d, []string{"/_uploads/u1/hashstates/sha256/5242881", "/_layers/sha256/ab/link",
-		"/_uploads/u2/startedat", "/_uploads/u2/hashstates/sha256/0"})
+		"/_uploads/u2/startedat", "/_uploads/u2/hashstates/sha256/0", "/_manifests/tags/v1/current/link"})
 
 	require.NoError(t, d.Delete(ctx, "/_layers/sha256/ab/link"), "a file not listed yet")
+	require.NoError(t, d.Delete(ctx, "/_manifests/tags/v1"))
+	_, err = d.GetContent(ctx, "/_manifests/tags/v1/current/link")
+	require.IsType(t, storagedriver.PathNotFoundError{}, err, "a tag is deleted when Delete returns")
 	require.NoError(t, d.Delete(ctx, "/_uploads/u1"))
 	require.NoError(t, d.Delete(ctx, "/_uploads/u2"), "a tree none of which is listed yet")
 	err = d.Delete(ctx, "/_layers/sha256/missing/link")
 	require.IsType(t, storagedriver.PathNotFoundError{}, err)
+	err = d.Delete(ctx, "/_uploads/missing")
+	require.IsType(t, storagedriver.PathNotFoundError{}, err)
 
-	time.Sleep(lag + 50*time.Millisecond)
+	time.Sleep(lag)
 	srv.SetFaults(costest.Faults{})
-	for _, dir := range []string{"/_uploads", "/_layers"} {
-		var left []string
-		require.NoError(t, d.Walk(ctx, "/", func(fi storagedriver.FileInfo) error {
-			if strings.HasPrefix(fi.Path(), dir+"/") && !fi.IsDir() {
-				left = append(left, fi.Path())
-			}
-			return nil
-		}))
-		require.Empty(t, left, "keys left under %s", dir)
+	waitUploadsGone(t, d, "/")
+	for _, dir := range []string{"/_layers/", "/_manifests/"} {
+		require.Empty(t, filesUnder(t, d, "/", dir), "keys left under %s", dir)
 	}
 	res, _, err := internal(d).client.Object.ListUploads(ctx, nil)
 	require.NoError(t, err)
 	require.Empty(t, res.Upload, "multipart uploads left open")
+}
+
+// TestDeleteCutShortIsPurged: a Delete of an upload directory whose
+// background part never runs to its end (the replica is killed, or COS
+// fails it) leaves the directory with its startedat, so the registry's
+// upload purger removes all of it.
+func TestDeleteCutShortIsPurged(t *testing.T) {
+	ctx := context.Background()
+	const lag = 300 * time.Millisecond
+	srv := testenv.StartEmulator(t, costest.Options{})
+	d := newTestDriver(t, srv, func(p *Parameters) { p.MaxRetries = 0 })
+	dir := "/docker/registry/v2/repositories/r/_uploads/" + uuid.NewString()
+	started := []byte(time.Now().Add(-time.Hour).Format(time.RFC3339))
+	require.NoError(t, d.PutContent(ctx, dir+"/startedat", started))
+	putFiles(t, d, []string{dir + "/hashstates/sha256/0"})
+	time.Sleep(10 * time.Millisecond)
+	srv.SetFaults(costest.Faults{ListLag: lag})
+	putFiles(t, d, []string{dir + "/hashstates/sha256/5242881"}) // not listed yet
+
+	require.NoError(t, d.Delete(ctx, dir))
+	// Every request fails from now on: the background part gives up at
+	// its first listing, as one whose replica was killed never makes it.
+	srv.SetFaults(costest.Faults{ListLag: lag, ErrorRate: 1})
+	require.Eventually(t, func() bool { return srv.Stats().Faults["error"] > 0 }, 10*time.Second, 10*time.Millisecond)
+	srv.SetFaults(costest.Faults{})
+	left := filesUnder(t, d, "/", "/_uploads/")
+	require.ElementsMatch(t, []string{dir + "/startedat", dir + "/hashstates/sha256/5242881"}, left)
+
+	purged, errs := storage.PurgeUploads(ctx, d, time.Now(), true)
+	require.Empty(t, errs)
+	require.Len(t, purged, 1)
+	waitUploadsGone(t, d, "/")
 }

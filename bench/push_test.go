@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -12,8 +13,11 @@ import (
 )
 
 // pushPhases pushes one blob of size through a registry on the emulator,
-// one upload request at a time, and returns the COS requests each made.
-func pushPhases(t *testing.T, size int64) (post, patch, put costest.Stats) {
+// one upload request at a time, and returns the COS requests each made
+// and, as after, the requests Delete makes in the background once the PUT
+// has been answered (it confirms the upload directory's delete and
+// deletes its startedat last).
+func pushPhases(t *testing.T, size int64) (post, patch, put, after costest.Stats) {
 	ctx := context.Background()
 	emulator := newEmulator(t, costest.Faults{})
 	base := newRegistry(t, "cos", testenv.DriverParameters(emulator), false)
@@ -28,7 +32,11 @@ func pushPhases(t *testing.T, size int64) (post, patch, put costest.Stats) {
 	emulator.ResetStats()
 	require.NoError(t, registrytest.FinishUpload(ctx, httpClient, loc, patternDigest(1, size), nil, 0))
 	put = settledStats(emulator)
-	return post, patch, put
+	emulator.ResetStats()
+	require.Eventually(t, func() bool { return emulator.Stats().Count("DeleteMultipleObjects") > 0 },
+		10*time.Second, 10*time.Millisecond, "the background part of the upload directory's Delete")
+	after = settledStats(emulator)
+	return post, patch, put, after
 }
 
 // TestPushRoundTrips counts the COS requests of each request of a blob
@@ -36,7 +44,9 @@ func pushPhases(t *testing.T, size int64) (post, patch, put costest.Stats) {
 // own: startedat and hash states (PUT, GET, a listing), Stats of the
 // upload and the blob (HEAD, and a listing when the blob is new), the
 // layer link, deleting the upload directory (a listing and a batch
-// delete). The driver's: the upload-state record (GETs, PUT), the parts,
+// delete of what it lists but startedat; the listing that shows the
+// delete and the delete of startedat follow in the background, off the
+// critical path). The driver's: the upload-state record (GETs, PUT), the parts,
 // the copy of the record's tail into the last part, completing, and a Move that reuses the HEAD of the registry's Stat just
 // before it (it HEADs the destination only, for an upload in progress there): one CopyObject up to multipartcopythreshold (32 MiB), else
 // an initiate, parallel part copies and a completion; then the DELETE of
@@ -56,13 +66,15 @@ func TestPushRoundTrips(t *testing.T) {
 		// 3; then 2 part copies of 32 MiB by Move.
 		{size: 40 << 20, patch: 8, put: 20, copies: 3, initiate: 1},
 	} {
-		post, patch, put := pushPhases(t, tc.size)
-		t.Logf("%d bytes\nPOST:%s\nPATCH:%s\nPUT:%s", tc.size, requestTable(post), requestTable(patch), requestTable(put))
+		post, patch, put, after := pushPhases(t, tc.size)
+		t.Logf("%d bytes\nPOST:%s\nPATCH:%s\nPUT:%s\nafter the PUT:%s", tc.size, requestTable(post), requestTable(patch), requestTable(put), requestTable(after))
 		require.EqualValues(t, 3, post.Total(), "%d bytes: COS requests of the POST", tc.size)
 		require.EqualValues(t, tc.patch, patch.Total(), "%d bytes: COS requests of the PATCH", tc.size)
 		require.EqualValues(t, tc.put, put.Total(), "%d bytes: COS requests of the PUT", tc.size)
 		require.EqualValues(t, 4, put.Count("HeadObject"), "%d bytes: the registry's 3 Stats and the destination's HEAD, none of the source by Move", tc.size)
 		require.EqualValues(t, tc.copies, put.Count("UploadPartCopy"), "%d bytes: part copies", tc.size)
 		require.EqualValues(t, tc.initiate, put.Count("InitiateMultipartUpload"), "%d bytes: a multipart copy only above the threshold", tc.size)
+		require.EqualValues(t, 2, after.Total(), "%d bytes: requests after the PUT", tc.size)
+		require.EqualValues(t, 1, after.Count("ListObjects"), "%d bytes: the listing that shows the upload directory's delete", tc.size)
 	}
 }
