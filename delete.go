@@ -166,7 +166,7 @@ const (
 	backgroundFirstWait = 250 * time.Millisecond
 	// maxBackground bounds the background parts running at once in a
 	// process; beyond it a Delete does its part before it returns.
-	maxBackground = 64
+	maxBackground = 256
 )
 
 // background holds one token per background part running. It is shared
