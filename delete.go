@@ -57,14 +57,14 @@ func (d *driver) Delete(ctx context.Context, path string) error {
 		// Nothing listed and no such file: a tree written within the
 		// lag looks the same as no tree at all. A marker written now
 		// tells when the listing has caught up with this call.
-		found, upload, err := d.settle(ctx, key, nil, key+"/"+deleteMarker, "", 0)
+		found, _, err := d.settle(ctx, key, nil, key+"/"+deleteMarker, "", 0)
 		if err != nil {
 			return err
 		}
 		if !found {
 			return storagedriver.PathNotFoundError{Path: path}
 		}
-		return d.abortUploadsIf(ctx, key, upload)
+		return d.abortUploads(ctx, key)
 	}
 	if err := d.deleteKeys(ctx, keys); err != nil {
 		return err
@@ -72,11 +72,14 @@ func (d *driver) Delete(ctx context.Context, path string) error {
 	if len(keys) == 1 && keys[0] == key {
 		return nil // a file: nothing under it to wait for
 	}
-	_, upload, err := d.settle(ctx, key, keys, "", "", 0)
-	if err != nil {
+	if _, _, err := d.settle(ctx, key, keys, "", "", 0); err != nil {
 		return err
 	}
-	return d.abortUploadsIf(ctx, key, mayHoldUpload || upload)
+	// Always, not only when an upload-state record was listed: Move's
+	// multipart copy to a blob's data, cut short by a crash, leaves an
+	// upload with no record, which only this (when the garbage collector
+	// deletes the blob) or the bucket's lifecycle rule removes.
+	return d.abortUploads(ctx, key)
 }
 
 // isUploadDir reports whether key is an upload directory of the registry,
@@ -160,6 +163,9 @@ const (
 	// for a listing to show its delete; the waits double. What is written
 	// under the tree after the bound is left to the upload purger.
 	maxSettle = 20 * time.Second
+	// maxSettleWait bounds one wait, so a listing that catches up is
+	// seen soon after.
+	maxSettleWait = 2 * time.Second
 	// backgroundFirstWait is the first wait of the background part: a
 	// listing right after the delete would show it only without lag, and
 	// without lag one listing a moment later suffices.
@@ -202,7 +208,8 @@ func inBackground(ctx context.Context, what string, f func(context.Context) erro
 // the way it deletes every listed key not deleted yet (keys an earlier
 // listing missed) but keep and marker; keep is the caller's to delete.
 // found tells whether there were such keys. The first wait is firstWait,
-// then 50ms, and the waits double up to maxSettle.
+// then 50ms, and the waits double up to maxSettleWait, for at most
+// maxSettle in all.
 //
 // A key deleted here and written again meanwhile keeps being listed, so
 // the wait runs to maxSettle; it is not deleted again.
@@ -231,7 +238,7 @@ func (d *driver) settle(ctx context.Context, key string, deleted []string, marke
 			}
 			waited += wait
 		}
-		wait = max(2*wait, 50*time.Millisecond)
+		wait = min(max(2*wait, 50*time.Millisecond), maxSettleWait)
 		keys, upload, err := d.listTree(ctx, key)
 		if err != nil {
 			return found, mayHoldUpload, err

@@ -82,10 +82,22 @@ func TestDeleteAbortsUploads(t *testing.T) {
 	require.Zero(t, w.Size(), "nothing of the deleted upload is resumed")
 	require.NoError(t, w.Cancel(ctx))
 	waitUploadsGone(t, d, "/")
+
+	// A multipart copy of Move to a blob's data, left by a crash, has no
+	// upload-state record; the blob's Delete (garbage collection) aborts it.
+	putFiles(t, d, []string{"/blobs/sha256/ab/abcd/data"})
+	_, _, err = internal(d).client.Object.InitiateMultipartUpload(ctx, "blobs/sha256/ab/abcd/data", nil)
+	require.NoError(t, err)
+	require.NoError(t, d.Delete(ctx, "/blobs/sha256/ab/abcd"))
+	res, _, err := internal(d).client.Object.ListUploads(ctx, nil)
+	require.NoError(t, err)
+	require.Empty(t, res.Upload, "multipart uploads left open")
 }
 
-// TestDeleteCosts: a committed tree costs one listing, one batch delete and
-// the listing that shows the delete (without lag, at once); siblings that sort before "key/" are skipped, never deleted.
+// TestDeleteCosts: a committed tree costs one listing, one batch delete,
+// the listing that shows the delete (without lag, at once) and a listing
+// of the multipart uploads under it; siblings that sort before "key/" are
+// skipped, never deleted.
 func TestDeleteCosts(t *testing.T) {
 	ctx := context.Background()
 	srv := testenv.StartEmulator(t, costest.Options{})
@@ -95,8 +107,9 @@ func TestDeleteCosts(t *testing.T) {
 	srv.ResetStats()
 	require.NoError(t, d.Delete(ctx, "/blobs/ab/abcd"))
 	st := srv.Stats()
-	require.EqualValues(t, 3, st.Total(), "requests: %v", st.Requests)
+	require.EqualValues(t, 4, st.Total(), "requests: %v", st.Requests)
 	require.EqualValues(t, 2, st.Count("ListObjects"))
+	require.EqualValues(t, 1, st.Count("ListMultipartUploads"))
 
 	for i := range 1001 {
 		require.NoError(t, in.putObject(ctx, fmt.Sprintf("sib/a-x/file%04d", i), nil, nil))
