@@ -88,7 +88,12 @@ func TestHighAvailability(t *testing.T) {
 		t.Run(v.name, func(t *testing.T) {
 			if v.redis {
 				if _, err := exec.LookPath("redis-server"); err != nil {
-					t.Skip("redis-server is not installed (apt-get install -y redis-server; .ci/run installs it)")
+					// In CI a skip would hide that the Redis variants never ran.
+					skip := t.Skip
+					if os.Getenv("CI") != "" {
+						skip = t.Fatal
+					}
+					skip("redis-server is not installed (apt-get install -y redis-server; .ci/run installs it)")
 				}
 			}
 			runHA(t, haShapeFor(v.faults), v.redis)
@@ -475,9 +480,6 @@ func runHA(t *testing.T, shape haShape, withRedis bool) {
 
 	// Leaks: completed uploads must leave nothing; then the upload purger
 	// (as every replica runs it) removes what abandoned uploads left.
-	for _, p := range c.replicas {
-		p.stop(syscall.SIGTERM)
-	}
 	driver, err := cos.New(context.Background(), c.params)
 	if err != nil {
 		t.Fatal(err)
@@ -494,10 +496,34 @@ func runHA(t *testing.T, shape haShape, withRedis bool) {
 		})
 		return byID
 	}
-	// Without crashes nothing may be left. A replica killed inside a
-	// commit (a Move's multipart copy at the blob's key, a request the
-	// client retried elsewhere) can leave keys the purger does not reach:
-	// reported as crash leftovers, not yet failed (see the docs).
+	// Delete confirms an upload directory's delete in the background and
+	// deletes its startedat last; wait for the replicas' background parts
+	// (each wait of theirs is at most 2s) before stopping them. A part
+	// lost with a replica killed under it leaves startedat: a completed
+	// upload with keys left, which is a leak only without crashes.
+	completedLeft := func() (n int) {
+		for id := range uploadKeys() {
+			if figures.completed[id] {
+				n++
+			}
+		}
+		return n
+	}
+	for last, unchanged, deadline := -1, 0, time.Now().Add(45*time.Second); time.Now().Before(deadline) && unchanged < 5; {
+		n := completedLeft()
+		if n == 0 {
+			break
+		}
+		if n == last {
+			unchanged++
+		} else {
+			last, unchanged = n, 0
+		}
+		time.Sleep(time.Second)
+	}
+	for _, p := range c.replicas {
+		p.stop(syscall.SIGTERM)
+	}
 	leak := t.Errorf
 	if shape.faults {
 		leak = t.Logf
@@ -512,12 +538,29 @@ func runHA(t *testing.T, shape haShape, withRedis bool) {
 	}
 	openBefore := openMultipartUploadsIn(t, c.params)
 	_, purgeErrs := storage.PurgeUploads(context.Background(), driver, time.Now().Add(time.Minute), true)
-	leftAfter, openAfter := uploadKeys(), openMultipartUploadsIn(t, c.params)
-	for id, keys := range leftAfter {
-		leak("after the upload purger, upload %s left %v", id, keys)
+	// After the purger nothing may be left under _uploads/, crashes or
+	// not. The one leftover a kill -9 makes inevitable is Move's multipart
+	// copy to a blob's data cut short (the retried commit on another
+	// replica copies again): it has no upload-state record, and only the
+	// blob's Delete (garbage collection) or the bucket's lifecycle rule
+	// removes it. Reported under crashes, failed without.
+	// The purger's Deletes delete startedat in this process's background.
+	leftAfter := uploadKeys()
+	for deadline := time.Now().Add(15 * time.Second); len(leftAfter) > 0 && time.Now().Before(deadline); leftAfter = uploadKeys() {
+		time.Sleep(200 * time.Millisecond)
 	}
+	openAfter := openMultipartUploadsIn(t, c.params)
+	for id, keys := range leftAfter {
+		t.Errorf("after the upload purger, upload %s left %v", id, keys)
+	}
+	moveCopies := 0
 	for _, u := range openAfter {
-		leak("after the upload purger, multipart upload open: %s", u)
+		if strings.Contains(u, "/blobs/") && !strings.Contains(u, "/_uploads/") {
+			moveCopies++
+			leak("after the upload purger, a multipart copy of Move open at a blob's data: %s", u)
+			continue
+		}
+		t.Errorf("after the upload purger, multipart upload open: %s", u)
 	}
 
 	s := addStats(loadStats, costest.Stats{})
@@ -542,8 +585,8 @@ func runHA(t *testing.T, shape haShape, withRedis bool) {
 		formatCounts(s.Faults), cosRequests, float64(cosRequests)/float64(max(pushes, 1)), clientRequests, float64(clientRequests)/float64(max(pushes, 1)))
 	t.Logf("ha: client saw on single requests (retried by go-containerregistry): %s", formatCounts(figures.answers))
 	t.Logf("ha: operations failed after all retries %d: %s", len(state.clientErrors), strings.Join(state.clientErrors, "; "))
-	t.Logf("ha: before the purger: uploads with keys left %d (of completed uploads %d), multipart uploads open %d; purger errors %v; after it: %d and %d",
-		len(leftBefore), leakedCompleted, len(openBefore), purgeErrs, len(leftAfter), len(openAfter))
+	t.Logf("ha: before the purger: uploads with keys left %d (of completed uploads %d), multipart uploads open %d; purger errors %v; after it: %d and %d (of which Move's copies at a blob's data %d)",
+		len(leftBefore), leakedCompleted, len(openBefore), purgeErrs, len(leftAfter), len(openAfter), moveCopies)
 	if shape.faults && (s.Faults["error"] == 0 || s.Faults["drop"] == 0) {
 		t.Errorf("the emulator injected no errors or no drops (%s): the run tested nothing", formatCounts(s.Faults))
 	}
