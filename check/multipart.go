@@ -21,7 +21,7 @@ func (pr *prober) multipart(ctx context.Context) {
 		return
 	}
 	uploadID := parts.uploadID
-	resp, err := pr.complete(ctx, key, uploadID, parts.list)
+	_, resp, err := pr.complete(ctx, key, uploadID, parts.list)
 	if err != nil {
 		pr.failed("Complete CRC64", "Complete Multipart Upload 200", err)
 		return
@@ -32,7 +32,7 @@ func (pr *prober) multipart(ctx context.Context) {
 	key = pr.key("small-parts")
 	parts, ok = pr.uploadParts(ctx, "minimum part size", key, [][]byte{small, small[:100]})
 	if ok {
-		_, err := pr.complete(ctx, key, parts.uploadID, parts.list)
+		_, _, err := pr.complete(ctx, key, parts.uploadID, parts.list)
 		if status, code := statusOf(err); status != http.StatusBadRequest || code != "EntityTooSmall" {
 			got := "200: the upload completed"
 			if err != nil {
@@ -53,10 +53,16 @@ type uploadedParts struct {
 	list     []cossdk.Object
 }
 
-func (pr *prober) initiate(ctx context.Context, key string) (string, error) {
+// initiate starts a multipart upload at key with the x-cos-meta-* headers
+// meta (nil for none).
+func (pr *prober) initiate(ctx context.Context, key string, meta http.Header) (string, error) {
 	var id string
 	_, err := pr.call("name/cos:InitiateMultipartUpload", func() (*cossdk.Response, error) {
-		res, resp, err := pr.c.Object.InitiateMultipartUpload(ctx, key, nil)
+		opt := &cossdk.InitiateMultipartUploadOptions{}
+		if meta != nil {
+			opt.ObjectPutHeaderOptions = &cossdk.ObjectPutHeaderOptions{XCosMetaXXX: &meta}
+		}
+		res, resp, err := pr.c.Object.InitiateMultipartUpload(ctx, key, opt)
 		if err == nil {
 			id = res.UploadID
 		}
@@ -66,16 +72,14 @@ func (pr *prober) initiate(ctx context.Context, key string) (string, error) {
 }
 
 func (pr *prober) uploadParts(ctx context.Context, name, key string, chunks [][]byte) (uploadedParts, bool) {
-	id, err := pr.initiate(ctx, key)
+	id, err := pr.initiate(ctx, key, nil)
 	if err != nil {
 		pr.failed(name, "Initiate Multipart Upload 200", err)
 		return uploadedParts{}, false
 	}
 	parts := uploadedParts{uploadID: id}
 	for i, chunk := range chunks {
-		resp, err := pr.call("name/cos:UploadPart", func() (*cossdk.Response, error) {
-			return pr.c.Object.UploadPart(ctx, key, id, i+1, bytes.NewReader(chunk), &cossdk.ObjectUploadPartOptions{ContentLength: int64(len(chunk))})
-		})
+		resp, err := pr.uploadPart(ctx, key, id, i+1, chunk)
 		if err != nil {
 			pr.failed(name, "Upload Part 200", err)
 			pr.abort(ctx, key, id)
@@ -89,11 +93,40 @@ func (pr *prober) uploadParts(ctx context.Context, name, key string, chunks [][]
 	return parts, true
 }
 
-func (pr *prober) complete(ctx context.Context, key, id string, parts []cossdk.Object) (*cossdk.Response, error) {
-	return pr.call("name/cos:CompleteMultipartUpload", func() (*cossdk.Response, error) {
-		_, resp, err := pr.c.Object.CompleteMultipartUpload(ctx, key, id, &cossdk.CompleteMultipartUploadOptions{Parts: parts})
+func (pr *prober) uploadPart(ctx context.Context, key, id string, number int, data []byte) (*cossdk.Response, error) {
+	return pr.call("name/cos:UploadPart", func() (*cossdk.Response, error) {
+		return pr.c.Object.UploadPart(ctx, key, id, number, bytes.NewReader(data), &cossdk.ObjectUploadPartOptions{ContentLength: int64(len(data))})
+	})
+}
+
+// complete completes an upload and returns the ETag its answer gives the
+// object (the one the driver pins later reads and copies to).
+func (pr *prober) complete(ctx context.Context, key, id string, parts []cossdk.Object) (string, *cossdk.Response, error) {
+	var etag string
+	resp, err := pr.call("name/cos:CompleteMultipartUpload", func() (*cossdk.Response, error) {
+		res, resp, err := pr.c.Object.CompleteMultipartUpload(ctx, key, id, &cossdk.CompleteMultipartUploadOptions{Parts: parts})
+		if err == nil {
+			etag = res.ETag
+		}
 		return resp, err
 	})
+	return etag, resp, err
+}
+
+// copyPart makes part number of upload id at dst a copy of the bytes
+// first..last of src, pinned to ifMatch when it is set
+// (x-cos-copy-source-If-Match), and returns the part's ETag.
+func (pr *prober) copyPart(ctx context.Context, dst, id string, number int, src string, first, last int, ifMatch string) (string, *cossdk.Response, error) {
+	var etag string
+	resp, err := pr.call("name/cos:UploadPartCopy", func() (*cossdk.Response, error) {
+		res, resp, err := pr.c.Object.CopyPart(ctx, dst, id, number, pr.copySource(src), &cossdk.ObjectCopyPartOptions{
+			XCosCopySourceRange: fmt.Sprintf("bytes=%d-%d", first, last), XCosCopySourceIfMatch: ifMatch})
+		if err == nil {
+			etag = res.ETag
+		}
+		return resp, err
+	})
+	return etag, resp, err
 }
 
 func (pr *prober) abort(ctx context.Context, key, id string) {
@@ -107,7 +140,7 @@ func (pr *prober) abort(ctx context.Context, key, id string) {
 func (pr *prober) partCopy(ctx context.Context, src string, data []byte) {
 	const name = "Upload Part - Copy with a range"
 	dst := pr.key("part-copy")
-	id, err := pr.initiate(ctx, dst)
+	id, err := pr.initiate(ctx, dst, nil)
 	if err != nil {
 		pr.failed(name, "Initiate Multipart Upload 200", err)
 		return
@@ -115,15 +148,7 @@ func (pr *prober) partCopy(ctx context.Context, src string, data []byte) {
 	ranges := [][2]int{{0, mib - 1}, {mib, len(data) - 1}}
 	var parts []cossdk.Object
 	for i, r := range ranges {
-		var etag string
-		_, err := pr.call("name/cos:UploadPartCopy", func() (*cossdk.Response, error) {
-			res, resp, err := pr.c.Object.CopyPart(ctx, dst, id, i+1, pr.copySource(src),
-				&cossdk.ObjectCopyPartOptions{XCosCopySourceRange: fmt.Sprintf("bytes=%d-%d", r[0], r[1])})
-			if err == nil {
-				etag = res.ETag
-			}
-			return resp, err
-		})
+		etag, _, err := pr.copyPart(ctx, dst, id, i+1, src, r[0], r[1], "")
 		if err != nil {
 			pr.failed(name, "Upload Part - Copy 200", err)
 			pr.abort(ctx, dst, id)
@@ -131,7 +156,7 @@ func (pr *prober) partCopy(ctx context.Context, src string, data []byte) {
 		}
 		parts = append(parts, cossdk.Object{PartNumber: i + 1, ETag: etag})
 	}
-	resp, err := pr.complete(ctx, dst, id, parts)
+	_, resp, err := pr.complete(ctx, dst, id, parts)
 	if err != nil {
 		pr.failed(name, "Complete Multipart Upload 200", err)
 		pr.abort(ctx, dst, id)

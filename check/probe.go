@@ -164,6 +164,7 @@ func (pr *prober) behaviour(ctx context.Context) {
 	pr.presigned(ctx, key, data)
 	pr.copyWithMetadata(ctx)
 	pr.multipart(ctx)
+	pr.uploadRecord(ctx)
 	pr.listing(ctx)
 	pr.quietDelete(ctx)
 	if pr.params.StorageClass != "" {

@@ -48,6 +48,22 @@ type Misbehavior struct {
 	OmitCRC64 bool
 	// UnorderedListing returns each listing page's objects in reverse.
 	UnorderedListing bool
+	// RefuseLongSuffixRange answers a suffix range longer than the object
+	// (Range: bytes=-N with N > size) 416 InvalidRange, as a server that
+	// takes the suffix for a first position before byte 0 would, instead
+	// of sending the whole object.
+	RefuseLongSuffixRange bool
+	// IgnoreIfMatch ignores If-Match on GET and HEAD Object, so a stale
+	// ETag reads the current content instead of failing with 412.
+	IgnoreIfMatch bool
+	// IgnoreCopySourceIfMatch ignores x-cos-copy-source-If-Match on PUT
+	// Object - Copy and Upload Part - Copy, so a stale ETag copies the
+	// current content instead of failing with 412.
+	IgnoreCopySourceIfMatch bool
+	// RefuseSelfPartCopy answers an Upload Part - Copy whose source is the
+	// upload's own key 400 InvalidRequest, as PUT Object - Copy refuses to
+	// copy an object onto itself unchanged.
+	RefuseSelfPartCopy bool
 	// Deny answers these operations (names as in Stats, such as
 	// "CopyObject") 403 AccessDenied, as a CAM policy without the action would.
 	Deny []string

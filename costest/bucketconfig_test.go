@@ -99,6 +99,43 @@ func TestMisbehaviorThroughSDK(t *testing.T) {
 		t.Fatalf("Deny GetObject also denied HEAD: %v", err)
 	}
 
+	srv.SetMisbehavior(Misbehavior{RefuseLongSuffixRange: true})
+	_, err = c.Object.Get(ctx, "a", &cos.ObjectGetOptions{Range: "bytes=-2"})
+	wantCode(t, err, "InvalidRange", http.StatusRequestedRangeNotSatisfiable)
+	if body, resp := getBytes(t, c, "a", &cos.ObjectGetOptions{Range: "bytes=-1"}); string(body) != "a" || resp.StatusCode != http.StatusPartialContent {
+		t.Fatalf("RefuseLongSuffixRange: a suffix within the object = %d %q, want 206 \"a\"", resp.StatusCode, body)
+	}
+
+	stale := &http.Header{"If-Match": []string{`"0123456789abcdef0123456789abcdef"`}}
+	srv.SetMisbehavior(Misbehavior{IgnoreIfMatch: true})
+	if body, _ := getBytes(t, c, "a", &cos.ObjectGetOptions{XOptionHeader: stale}); string(body) != "a" {
+		t.Fatalf("IgnoreIfMatch: GET with a stale If-Match = %q, want \"a\"", body)
+	}
+	init, _, err := c.Object.InitiateMultipartUpload(ctx, "b", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := init.UploadID
+	_, _, err = c.Object.CopyPart(ctx, "b", id, 1, srv.BucketHost()+"/a", &cos.ObjectCopyPartOptions{XCosCopySourceIfMatch: `"0123456789abcdef0123456789abcdef"`})
+	wantCode(t, err, "PreconditionFailed", http.StatusPreconditionFailed)
+
+	srv.SetMisbehavior(Misbehavior{IgnoreCopySourceIfMatch: true})
+	_, err = c.Object.Get(ctx, "a", &cos.ObjectGetOptions{XOptionHeader: stale})
+	wantCode(t, err, "PreconditionFailed", http.StatusPreconditionFailed)
+	if _, _, err := c.Object.CopyPart(ctx, "b", id, 1, srv.BucketHost()+"/a", &cos.ObjectCopyPartOptions{XCosCopySourceIfMatch: `"0123456789abcdef0123456789abcdef"`}); err != nil {
+		t.Fatalf("IgnoreCopySourceIfMatch: part copy with a stale ETag: %v", err)
+	}
+	if _, _, err := c.Object.CopyPart(ctx, "b", id, 2, srv.BucketHost()+"/b", nil); err != nil {
+		t.Fatalf("part copy from the upload's own key: %v", err)
+	}
+
+	srv.SetMisbehavior(Misbehavior{RefuseSelfPartCopy: true})
+	_, _, err = c.Object.CopyPart(ctx, "b", id, 2, srv.BucketHost()+"/b", nil)
+	wantCode(t, err, "InvalidRequest", http.StatusBadRequest)
+	if _, _, err := c.Object.CopyPart(ctx, "b", id, 3, srv.BucketHost()+"/a", nil); err != nil {
+		t.Fatalf("RefuseSelfPartCopy: part copy from another key: %v", err)
+	}
+
 	srv.SetMisbehavior(Misbehavior{})
 	c.Conf.EnableCRC = true
 	if resp := putBytes(t, c, "e", []byte("e")); resp.Header.Get("x-cos-hash-crc64ecma") == "" {

@@ -68,7 +68,8 @@ func (q *request) openCopySource() (*objectRecord, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := checkConditions(q.r.Header, "x-cos-copy-source-", src); err != nil {
+	ignore := q.h.misbehavior().IgnoreCopySourceIfMatch
+	if err := checkConditions(withoutHeader(q.r.Header, "x-cos-copy-source-If-Match", ignore), "x-cos-copy-source-", src); err != nil {
 		release()
 		return nil, nil, err
 	}
@@ -269,6 +270,9 @@ func (q *request) uploadPartCopy() error {
 	id := q.query.Get("uploadId")
 	if _, _, err := q.h.store.upload(q.bucket, q.key, id); err != nil {
 		return err
+	}
+	if bucket, key, _ := q.copySource(); q.h.misbehavior().RefuseSelfPartCopy && bucket == q.bucket && key == q.key {
+		return errInvalidRequest("costest: an Upload Part - Copy from the upload's own key is refused (RefuseSelfPartCopy).")
 	}
 	src, release, err := q.openCopySource()
 	if err != nil {

@@ -228,13 +228,33 @@ func parseRange(v string, size int64) (first, last int64, ranged bool, err error
 	return first, min(last, size-1), true, nil
 }
 
+// withoutHeader is h without the header name when drop is set (for the
+// misbehaviors that ignore a condition).
+func withoutHeader(h http.Header, name string, drop bool) http.Header {
+	if !drop {
+		return h
+	}
+	h = h.Clone()
+	h.Del(name)
+	return h
+}
+
+// longSuffix reports a suffix range (bytes=-N) longer than size
+// (RefuseLongSuffixRange).
+func longSuffix(v string, size int64) bool {
+	spec, ok := strings.CutPrefix(strings.TrimSpace(v), "bytes=-")
+	n, digits := parseDecimal(spec)
+	return ok && digits && n > size
+}
+
 func (q *request) getObject(head bool) error {
 	o, release, err := q.h.store.openObject(q.bucket, q.key)
 	if err != nil {
 		return err
 	}
 	defer release()
-	if err := checkConditions(q.r.Header, "", o); err != nil {
+	mb := q.h.misbehavior()
+	if err := checkConditions(withoutHeader(q.r.Header, "If-Match", mb.IgnoreIfMatch), "", o); err != nil {
 		q.setObjectHeaders(o)
 		q.w.Header().Del("Content-Type")
 		return err
@@ -243,6 +263,9 @@ func (q *request) getObject(head bool) error {
 	status := http.StatusOK
 	if v := q.r.Header.Get("Range"); v != "" && !head {
 		rFirst, rLast, ranged, err := parseRange(v, o.Size)
+		if mb.RefuseLongSuffixRange && longSuffix(v, o.Size) {
+			err = errInvalidRange(o.Size)
+		}
 		if err != nil {
 			if ce, ok := err.(*cosError); ok && ce.status == http.StatusRequestedRangeNotSatisfiable {
 				q.w.Header().Set("Content-Range", "bytes */"+strconv.FormatInt(o.Size, 10))

@@ -88,6 +88,10 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	// Misbehavior, to see `registry-cos check` notice it.
 	fs.BoolVar(&o.Misbehavior.OmitCRC64, "omit-crc64", false, "misbehave: drop x-cos-hash-crc64ecma from every answer")
 	fs.BoolVar(&o.Misbehavior.UnorderedListing, "unordered-listing", false, "misbehave: list each page's objects in reverse order")
+	fs.BoolVar(&o.Misbehavior.RefuseLongSuffixRange, "refuse-long-suffix-range", false, "misbehave: answer Range: bytes=-N with N beyond the object's size 416 InvalidRange")
+	fs.BoolVar(&o.Misbehavior.IgnoreIfMatch, "ignore-if-match", false, "misbehave: ignore If-Match on GET and HEAD Object")
+	fs.BoolVar(&o.Misbehavior.IgnoreCopySourceIfMatch, "ignore-copy-source-if-match", false, "misbehave: ignore x-cos-copy-source-If-Match on copies")
+	fs.BoolVar(&o.Misbehavior.RefuseSelfPartCopy, "refuse-self-part-copy", false, "misbehave: answer an Upload Part - Copy from the upload's own key 400 InvalidRequest")
 	fs.Func("deny", "misbehave: answer `operation` (as named in /stats, such as CopyObject) 403 AccessDenied (repeatable)", func(op string) error {
 		if !slices.Contains(costest.Operations(), op) {
 			return fmt.Errorf("unknown operation %q (known: %s)", op, strings.Join(costest.Operations(), ", "))

@@ -61,9 +61,11 @@ func TestParseFlags(t *testing.T) {
 		{"stray argument", []string{"serve"}, `unexpected argument "serve"`, nil},
 		{"unknown flag", []string{"-nope"}, "flag provided but not defined", nil},
 		{"misbehavior", []string{"-omit-crc64", "-unordered-listing", "-deny", "CopyObject", "-deny", "UploadPartCopy",
+			"-refuse-long-suffix-range", "-ignore-if-match", "-ignore-copy-source-if-match", "-refuse-self-part-copy",
 			"-lifecycle-abort-days", "2", "-lifecycle-prefix", "registry/"}, "", func(t *testing.T, c config) {
 			m, b := c.options.Misbehavior, c.options.BucketConfig
-			if !m.OmitCRC64 || !m.UnorderedListing || strings.Join(m.Deny, ",") != "CopyObject,UploadPartCopy" {
+			if !m.OmitCRC64 || !m.UnorderedListing || strings.Join(m.Deny, ",") != "CopyObject,UploadPartCopy" ||
+				!m.RefuseLongSuffixRange || !m.IgnoreIfMatch || !m.IgnoreCopySourceIfMatch || !m.RefuseSelfPartCopy {
 				t.Errorf("misbehavior = %+v", m)
 			}
 			if b.AbortIncompleteUploadDays != 2 || b.LifecyclePrefix != "registry/" {
