@@ -128,14 +128,13 @@ func newDriver(ctx context.Context, p Parameters, e endpoints) (*driver, error) 
 	}
 	d.credentials = credentials
 	d.httpClient = &http.Client{Transport: &signingTransport{source: credentials, base: newTransport(p)}}
-	newClient := func(u *url.URL) *cossdk.Client { return d.newSDKClient(u, true) }
-	d.client = newClient(e.api)
+	d.client = d.newSDKClient(e.api)
 	d.client.Host = e.hostHeader
 	d.bucketClient = d.client
 	if e.bucketAPI.Host != e.api.Host {
-		d.bucketClient = newClient(e.bucketAPI)
+		d.bucketClient = d.newSDKClient(e.bucketAPI)
 	}
-	d.presign = newClient(e.redirect)
+	d.presign = d.newSDKClient(e.redirect)
 	if p.RedirectEndpoint != "" || e.hostHeader != "" {
 		// The SDK refuses base URLs that are not COS hosts.
 		d.presign.DisableURLCheck()
@@ -146,11 +145,13 @@ func newDriver(ctx context.Context, p Parameters, e endpoints) (*driver, error) 
 
 // newSDKClient is an SDK client for base URL u on the driver's signing
 // transport. The driver retries with backoff itself (retry.go), so the SDK
-// tries once per call; checkCRC turns on the SDK's CRC64 verification.
-func (d *driver) newSDKClient(u *url.URL, checkCRC bool) *cossdk.Client {
+// tries once per call; and it checks every write's CRC64 itself
+// (checkWriteCRC), so the SDK's check, a second and slower pass over each
+// body, is off.
+func (d *driver) newSDKClient(u *url.URL) *cossdk.Client {
 	c := cossdk.NewClient(&cossdk.BaseURL{BucketURL: u}, d.httpClient)
 	c.Conf.RetryOpt.Count = 1
-	c.Conf.EnableCRC = checkCRC
+	c.Conf.EnableCRC = false
 	c.UserAgent = strings.TrimSpace("registry-cos " + d.params.UserAgent)
 	return c
 }
@@ -161,7 +162,7 @@ func (d *driver) newSDKClient(u *url.URL, checkCRC bool) *cossdk.Client {
 // check` that judge those answers themselves.
 func (d *Driver) ProbeClient() *cossdk.Client {
 	id := d.Base.StorageDriver.(*driver)
-	c := id.newSDKClient(id.endpoints.api, false)
+	c := id.newSDKClient(id.endpoints.api)
 	c.Host = id.endpoints.hostHeader
 	if c.Host != "" {
 		c.DisableURLCheck()

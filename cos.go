@@ -156,13 +156,18 @@ func (d *driver) PutContent(ctx context.Context, path string, content []byte) er
 
 // putObject writes one object; meta adds x-cos-meta-* headers.
 func (d *driver) putObject(ctx context.Context, key string, content []byte, meta http.Header) error {
+	crc := crcOf(content)
 	return d.do(ctx, "PutObject", key, func(ctx context.Context) (*cossdk.Response, error) {
 		opt := &cossdk.ObjectPutOptions{ObjectPutHeaderOptions: d.putHeaders(len(content))}
 		if meta != nil {
 			opt.XCosMetaXXX = &meta
 		}
 		d.metrics.bytesSent.Add(float64(len(content)))
-		return d.client.Object.Put(ctx, key, bytes.NewReader(content), opt)
+		resp, err := d.client.Object.Put(ctx, key, bytes.NewReader(content), opt)
+		if err != nil {
+			return resp, err
+		}
+		return resp, checkWriteCRC(resp, crc, key)
 	})
 }
 

@@ -17,13 +17,23 @@ import (
 // stream before it gives up.
 const maxReadResumes = 5
 
-// Reader streams the object at path from offset. A dropped connection is
-// resumed from the current position against the same object version
-// (If-Match on its ETag), so a pull survives it. A read from offset 0 is
-// checked against the object's CRC64 at the end.
+// readAhead is how many chunks past the one being delivered a reader
+// fetches at once: with the one delivered, a pull runs on up to five
+// connections, several times what one connection to COS carries.
+const readAhead = 4
+
+// Reader reads the object at path from offset, in chunksize ranges. The
+// first GET asks for one range; its answer names the object's size,
+// version (ETag) and CRC64, and its body is streamed to the caller, so a
+// read that fits one range is one request. Past it, up to readAhead
+// ranges are fetched at once into buffers of the driver's budget, each
+// pinned to the version the first GET saw (If-Match), and delivered in
+// order; a range for which no buffer is free is streamed when the caller
+// reaches it. A dropped connection is resumed from where it stopped. A
+// read from offset 0 is checked against the object's CRC64 at the end.
 func (d *driver) Reader(ctx context.Context, path string, offset int64) (io.ReadCloser, error) {
 	key := d.key(path)
-	body, head, err := d.get(ctx, key, offset, "")
+	body, head, err := d.getRange(ctx, key, offset, offset+d.params.ChunkSize, "")
 	if err != nil {
 		if isNotFound(err) {
 			return nil, storagedriver.PathNotFoundError{Path: path}
@@ -31,7 +41,11 @@ func (d *driver) Reader(ctx context.Context, path string, offset int64) (io.Read
 		if codeOf(err) == "InvalidRange" {
 			// offset >= size: an empty reader, as the registry expects
 			// (and the filesystem driver gives), unless the object is an
-			// upload in progress, which is unreadable at every offset.
+			// upload in progress, which is unreadable at every offset. At
+			// offset 0 the object is empty, which a state record never is.
+			if offset == 0 {
+				return io.NopCloser(eofReader{}), nil
+			}
 			head, herr := d.head(ctx, key)
 			if herr != nil {
 				if isNotFound(herr) {
@@ -51,7 +65,12 @@ func (d *driver) Reader(ctx context.Context, path string, offset int64) (io.Read
 		body.Close()
 		return nil, storagedriver.PathNotFoundError{Path: path}
 	}
-	r := &resumingReader{d: d, ctx: ctx, key: key, path: path, body: body, pos: offset, etag: head.etag, end: offset + head.size}
+	ctx, cancel := context.WithCancel(ctx)
+	r := &resumingReader{
+		d: d, ctx: ctx, cancel: cancel, key: key, path: path, etag: head.etag, size: head.size,
+		pos: offset, body: body, bodyEnd: min(offset+d.params.ChunkSize, head.size),
+	}
+	r.next = r.bodyEnd
 	if offset == 0 && head.crc64 != "" {
 		r.crc = crc64.New(crcTable)
 		r.wantCRC = head.crc64
@@ -63,16 +82,15 @@ type eofReader struct{}
 
 func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
 
-// get opens a ranged GET from offset; ifMatch pins the object version.
-// head.size is the length of the returned body.
-func (d *driver) get(ctx context.Context, key string, offset int64, ifMatch string) (io.ReadCloser, objectHead, error) {
+// getRange opens a GET of bytes [start, end) of key; ifMatch, when set,
+// pins the object version. COS ends a range at the object's end, so the
+// body carries bytes [start, min(end, head.size)); head.size is the
+// object's size.
+func (d *driver) getRange(ctx context.Context, key string, start, end int64, ifMatch string) (io.ReadCloser, objectHead, error) {
 	var body io.ReadCloser
 	var head objectHead
 	err := d.do(ctx, "GetObject", key, func(ctx context.Context) (*cossdk.Response, error) {
-		opt := &cossdk.ObjectGetOptions{}
-		if offset > 0 {
-			opt.Range = fmt.Sprintf("bytes=%d-", offset)
-		}
+		opt := &cossdk.ObjectGetOptions{Range: fmt.Sprintf("bytes=%d-%d", start, end-1)}
 		if ifMatch != "" {
 			opt.XOptionHeader = &http.Header{"If-Match": []string{ifMatch}}
 		}
@@ -81,9 +99,10 @@ func (d *driver) get(ctx context.Context, key string, offset int64, ifMatch stri
 			return resp, err
 		}
 		head = headOf(resp.Header, resp.ContentLength)
-		if err := checkRange(resp.Response, offset); err != nil {
+		head.size, err = checkRange(resp.Response, start, end)
+		if err != nil {
 			resp.Body.Close()
-			return resp, &localError{fmt.Errorf("cos: reading %s from offset %d: %w", key, offset, err)}
+			return resp, &localError{fmt.Errorf("cos: reading %s from offset %d: %w", key, start, err)}
 		}
 		body = resp.Body
 		return resp, nil
@@ -91,79 +110,200 @@ func (d *driver) get(ctx context.Context, key string, offset int64, ifMatch stri
 	return body, head, err
 }
 
-// checkRange checks that an answer to a GET from offset is that range:
-// a known length (without it a dropped connection would pass for the end
-// of the object) and, from offset > 0, a 206 whose Content-Range starts
-// at offset and runs to the end. Anything else would hand out wrong bytes.
-func checkRange(resp *http.Response, offset int64) error {
+// checkRange checks that an answer to a GET of bytes [start, end) is that
+// range, ended at the object's end, and returns the object's size: a
+// known length (without it a dropped connection would pass for the end
+// of the range) and a 206 whose Content-Range names the range. A 200 is
+// the whole object, accepted only when that is what was asked. Anything
+// else would hand out wrong bytes.
+func checkRange(resp *http.Response, start, end int64) (size int64, err error) {
 	if resp.ContentLength < 0 {
-		return errors.New("COS sent no Content-Length")
+		return 0, errors.New("COS sent no Content-Length")
 	}
-	if offset == 0 {
-		return nil
+	if resp.StatusCode == http.StatusOK && start == 0 && resp.ContentLength <= end {
+		return resp.ContentLength, nil
 	}
 	if resp.StatusCode != http.StatusPartialContent {
-		return fmt.Errorf("COS answered %d to a ranged read, want 206", resp.StatusCode)
+		return 0, fmt.Errorf("COS answered %d to a ranged read, want 206", resp.StatusCode)
 	}
-	var first, last, total int64
+	var first, last int64
 	cr := resp.Header.Get("Content-Range")
-	if _, err := fmt.Sscanf(cr, "bytes %d-%d/%d", &first, &last, &total); err != nil ||
-		first != offset || last != total-1 || last-first+1 != resp.ContentLength {
-		return fmt.Errorf("COS answered Content-Range %q with %d bytes, want bytes %d-(end)", cr, resp.ContentLength, offset)
+	if _, err := fmt.Sscanf(cr, "bytes %d-%d/%d", &first, &last, &size); err != nil ||
+		first != start || last != min(end, size)-1 || last-first+1 != resp.ContentLength {
+		return 0, fmt.Errorf("COS answered Content-Range %q with %d bytes, want bytes %d-%d", cr, resp.ContentLength, start, end-1)
 	}
-	return nil
+	return size, nil
 }
 
-// resumingReader re-opens its GET at the current position when the
-// connection drops before the expected end.
+// resumingReader delivers an object version in order: the range at pos
+// from a stream (body), or from a range fetched ahead; it re-opens a
+// stream at the current position when the connection drops.
 type resumingReader struct {
 	d       *driver
-	ctx     context.Context
+	ctx     context.Context // ends with Close, stopping the fetches
+	cancel  context.CancelFunc
 	key     string
 	path    string
 	etag    string
+	size    int64 // object size
+	pos     int64 // offset of the next byte delivered
 	body    io.ReadCloser
-	pos     int64 // offset of the next byte
-	end     int64 // object size
-	resumes int   // consecutive failed reads
+	bodyEnd int64 // end of the range body streams
+	resumes int   // consecutive failed reads of body
+	current *rangeFetch
+	ahead   []*rangeFetch // fetches of the ranges after the current one, in order
+	next    int64         // start of the first range neither delivered nor fetched
 	crc     hash.Hash64
 	wantCRC string
+	err     error // the first failure, returned from then on
 	closed  bool
+}
+
+// rangeFetch is bytes [start, end) being fetched into buf.
+type rangeFetch struct {
+	start, end int64
+	buf        []byte
+	done       chan struct{} // closed when buf is filled or err set
+	err        error
 }
 
 func (r *resumingReader) Read(p []byte) (int, error) {
 	if r.closed {
 		return 0, fmt.Errorf("cos: read of %s after close", r.path)
 	}
+	if r.err != nil {
+		return 0, r.err
+	}
+	n, err := r.read(p)
+	if r.crc != nil {
+		r.crc.Write(p[:n])
+	}
+	r.pos += int64(n)
+	if err == nil && r.pos >= r.size {
+		err = r.checkCRC()
+	}
+	if err != nil {
+		r.err = err
+	}
+	return n, err
+}
+
+// read delivers bytes from r.pos; it returns io.EOF only at the end of
+// the object.
+func (r *resumingReader) read(p []byte) (int, error) {
+	if r.pos >= r.size {
+		return 0, r.checkCRC()
+	}
+	r.fetchAhead()
+	if r.body == nil && r.current == nil {
+		if len(r.ahead) > 0 {
+			r.current, r.ahead = r.ahead[0], r.ahead[1:]
+		} else {
+			// No buffer was free for this range: stream it.
+			r.bodyEnd = min(r.next+r.d.params.ChunkSize, r.size)
+			r.next = r.bodyEnd
+		}
+	}
+	if f := r.current; f != nil {
+		select {
+		case <-f.done:
+		case <-r.ctx.Done():
+			return 0, r.ctx.Err()
+		}
+		if f.err != nil {
+			return 0, f.err
+		}
+		n := copy(p, f.buf[r.pos-f.start:])
+		if r.pos+int64(n) == f.end {
+			r.d.buffers.putRead(f.buf)
+			r.current = nil
+		}
+		return n, nil
+	}
+	return r.stream(p)
+}
+
+// fetchAhead starts fetches of the ranges after the one delivered, as
+// long as fewer than readAhead are under way and buffers are free.
+func (r *resumingReader) fetchAhead() {
+	for len(r.ahead) < readAhead && r.next < r.size {
+		buf, ok := r.d.buffers.getForRead()
+		if !ok {
+			return
+		}
+		f := &rangeFetch{start: r.next, end: min(r.next+r.d.params.ChunkSize, r.size), buf: buf, done: make(chan struct{})}
+		r.next = f.end
+		r.ahead = append(r.ahead, f)
+		go r.fetch(f)
+	}
+}
+
+// fetch fills f.buf with its range, resuming after a dropped connection.
+func (r *resumingReader) fetch(f *rangeFetch) {
+	defer close(f.done)
+	f.buf = f.buf[:f.end-f.start]
+	pos, failures := f.start, 0
+	for pos < f.end {
+		body, err := r.open(pos, f.end)
+		if err != nil {
+			f.err = err
+			return
+		}
+		n, err := io.ReadFull(body, f.buf[pos-f.start:])
+		body.Close()
+		pos += int64(n)
+		r.d.metrics.bytesReceived.Add(float64(n))
+		if err == nil {
+			return
+		}
+		if r.ctx.Err() != nil {
+			f.err = r.ctx.Err()
+			return
+		}
+		if n > 0 {
+			failures = 0
+		}
+		failures++
+		if failures > maxReadResumes {
+			f.err = fmt.Errorf("cos: reading %s failed at offset %d after %d attempts: %w", r.path, pos, maxReadResumes, err)
+			return
+		}
+	}
+}
+
+// stream reads the range up to bodyEnd from body, re-opening it at r.pos
+// when the connection drops.
+func (r *resumingReader) stream(p []byte) (int, error) {
 	for {
 		if r.body == nil {
-			if err := r.reopen(); err != nil {
+			body, err := r.open(r.pos, r.bodyEnd)
+			if err != nil {
 				return 0, err
 			}
+			r.body = body
 		}
-		n, err := r.body.Read(p)
-		r.pos += int64(n)
+		n, err := r.body.Read(p[:min(int64(len(p)), r.bodyEnd-r.pos)])
 		r.d.metrics.bytesReceived.Add(float64(n))
-		if r.crc != nil {
-			r.crc.Write(p[:n])
-		}
 		if n > 0 {
 			r.resumes = 0
 		}
+		end := r.pos+int64(n) >= r.bodyEnd
 		switch {
+		case end:
+			r.body.Close()
+			r.body = nil
+			return n, nil
 		case err == nil:
 			return n, nil
-		case errors.Is(err, io.EOF) && r.pos >= r.end:
-			return n, r.checkCRC()
 		case r.ctx.Err() != nil:
 			return n, err
 		}
-		// The stream broke (or ended early): resume from r.pos.
+		// The stream broke (or ended early): resume from where it stopped.
 		r.body.Close()
 		r.body = nil
 		r.resumes++
 		if r.resumes > maxReadResumes {
-			return n, fmt.Errorf("cos: reading %s failed at offset %d after %d attempts: %w", r.path, r.pos, maxReadResumes, err)
+			return n, fmt.Errorf("cos: reading %s failed at offset %d after %d attempts: %w", r.path, r.pos+int64(n), maxReadResumes, err)
 		}
 		if n > 0 {
 			return n, nil
@@ -171,24 +311,20 @@ func (r *resumingReader) Read(p []byte) (int, error) {
 	}
 }
 
-func (r *resumingReader) reopen() error {
-	if r.pos >= r.end {
-		r.body = io.NopCloser(eofReader{})
-		return nil
-	}
-	body, head, err := r.d.get(r.ctx, r.key, r.pos, r.etag)
+// open GETs bytes [start, end) of the version being read.
+func (r *resumingReader) open(start, end int64) (io.ReadCloser, error) {
+	body, head, err := r.d.getRange(r.ctx, r.key, start, end, r.etag)
 	if err != nil {
 		if statusOf(err) == http.StatusPreconditionFailed {
-			return fmt.Errorf("cos: %s changed while it was being read", r.path)
+			return nil, fmt.Errorf("cos: %s changed while it was being read", r.path)
 		}
-		return err
+		return nil, err
 	}
-	if head.size != r.end-r.pos {
+	if head.size != r.size {
 		body.Close()
-		return fmt.Errorf("cos: %s changed while it was being read (size)", r.path)
+		return nil, fmt.Errorf("cos: %s changed while it was being read (size)", r.path)
 	}
-	r.body = body
-	return nil
+	return body, nil
 }
 
 func (r *resumingReader) checkCRC() error {
@@ -203,11 +339,21 @@ func (r *resumingReader) checkCRC() error {
 	return io.EOF
 }
 
+// Close stops the fetches under way and gives their buffers back.
 func (r *resumingReader) Close() error {
 	if r.closed {
 		return nil
 	}
 	r.closed = true
+	r.cancel()
+	if r.current != nil {
+		r.ahead = append(r.ahead, r.current)
+	}
+	for _, f := range r.ahead {
+		<-f.done
+		r.d.buffers.putRead(f.buf)
+	}
+	r.current, r.ahead = nil, nil
 	if r.body != nil {
 		return r.body.Close()
 	}

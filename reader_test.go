@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -22,21 +25,210 @@ import (
 func TestReaderResumesDroppedConnections(t *testing.T) {
 	ctx := context.Background()
 	srv := testenv.StartEmulator(t, costest.Options{Seed: 3})
-	d := newTestDriver(t, srv, func(p *Parameters) { p.MaxRetries = 30 })
-	content := testenv.RandomBytes(4*mib+17, 105)
-	require.NoError(t, d.PutContent(ctx, "/blob", content))
+	d := newTestDriver(t, srv, func(p *Parameters) { p.MaxRetries = 30; p.ChunkSize = MinChunkSize })
+	// One range, streamed; then ranges fetched ahead, whose drops are
+	// resumed in the background.
+	for _, size := range []int{4*mib + 17, 3*MinChunkSize + 17} {
+		content := testenv.RandomBytes(size, 105)
+		require.NoError(t, d.PutContent(ctx, "/blob", content))
+		for _, offset := range []int64{0, 1234567} {
+			srv.SetFaults(costest.Faults{DropRate: 0.8})
+			srv.ResetStats()
+			r, err := d.Reader(ctx, "/blob", offset)
+			require.NoError(t, err)
+			got, err := io.ReadAll(r)
+			srv.SetFaults(costest.Faults{})
+			require.NoError(t, err)
+			require.NoError(t, r.Close())
+			require.True(t, bytes.Equal(content[offset:], got), "content of %d bytes from offset %d", size, offset)
+			ranges := (int64(size) - offset + MinChunkSize - 1) / MinChunkSize
+			require.Greater(t, srv.Stats().Count("GetObject"), ranges, "the ranges were re-opened")
+		}
+	}
+}
 
-	for _, offset := range []int64{0, 1234567} {
-		srv.SetFaults(costest.Faults{DropRate: 0.8})
-		srv.ResetStats()
+// TestReaderRequestCounts: a read that fits one chunk is one GET, whose
+// answer also tells the size, version and CRC (no HEAD); a larger read is
+// one GET per chunk from the offset.
+func TestReaderRequestCounts(t *testing.T) {
+	ctx := context.Background()
+	srv := testenv.StartEmulator(t, costest.Options{})
+	d := newTestDriver(t, srv, func(p *Parameters) { p.ChunkSize = MinChunkSize })
+	const chunk = MinChunkSize
+	objects := map[string][]byte{
+		"/empty": nil,
+		"/small": testenv.RandomBytes(chunk, 110),
+		"/large": testenv.RandomBytes(5*chunk+17, 111),
+	}
+	for path, content := range objects {
+		require.NoError(t, d.PutContent(ctx, path, content))
+	}
+	for _, tc := range []struct {
+		name, path string
+		offset     int64
+		requests   int64
+	}{
+		{"empty object", "/empty", 0, 1},
+		{"one chunk from 0", "/small", 0, 1},
+		{"one chunk from inside", "/small", 1000, 1},
+		{"past the end: GET, then HEAD for an upload in progress", "/small", chunk + 5, 2},
+		{"six chunks from 0", "/large", 0, 6},
+		{"five chunks from inside the first", "/large", 20, 5},
+		{"the last chunk", "/large", 5 * chunk, 1},
+		{"one chunk to the end", "/large", 4*chunk + 17, 1},
+		{"one chunk and a byte to the end", "/large", 4*chunk + 16, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv.ResetStats()
+			r, err := d.Reader(ctx, tc.path, tc.offset)
+			require.NoError(t, err)
+			got, err := io.ReadAll(r)
+			require.NoError(t, err)
+			require.NoError(t, r.Close())
+			content := objects[tc.path]
+			want := content[min(tc.offset, int64(len(content))):]
+			require.True(t, bytes.Equal(want, got), "%d bytes read, want %d", len(got), len(want))
+			st := srv.Stats()
+			require.Equal(t, tc.requests, st.Total(), "requests: %v", st.Requests)
+		})
+	}
+}
+
+// TestReaderDeliversEveryByteInOrder: reads from random offsets, in reads
+// of random sizes, across chunks fetched ahead, return the object's bytes.
+func TestReaderDeliversEveryByteInOrder(t *testing.T) {
+	ctx := context.Background()
+	srv := testenv.StartEmulator(t, costest.Options{})
+	d := newTestDriver(t, srv, func(p *Parameters) { p.ChunkSize = MinChunkSize })
+	content := testenv.RandomBytes(7*MinChunkSize/2, 112)
+	require.NoError(t, d.PutContent(ctx, "/blob", content))
+	rng := rand.New(rand.NewPCG(1, 2))
+	offsets := []int64{0, 1, MinChunkSize - 1, MinChunkSize, 3 * MinChunkSize, int64(len(content)) - 1}
+	for range 6 {
+		offsets = append(offsets, rng.Int64N(int64(len(content))))
+	}
+	for _, offset := range offsets {
 		r, err := d.Reader(ctx, "/blob", offset)
 		require.NoError(t, err)
-		got, err := io.ReadAll(r)
-		srv.SetFaults(costest.Faults{})
-		require.NoError(t, err)
+		var got []byte
+		buf := make([]byte, 1<<20)
+		for {
+			n, err := r.Read(buf[:1+rng.IntN(len(buf))])
+			got = append(got, buf[:n]...)
+			if err == io.EOF {
+				break
+			}
+			require.NoError(t, err, "offset %d", offset)
+		}
 		require.NoError(t, r.Close())
 		require.True(t, bytes.Equal(content[offset:], got), "content from offset %d", offset)
-		require.Greater(t, srv.Stats().Count("GetObject"), int64(1), "the stream was re-opened")
+	}
+}
+
+// TestReaderRefusesAVersionChangedMidRead: the ranges fetched after an
+// overwrite are pinned to the version the first GET saw, so the read
+// fails, having delivered only bytes of that version.
+func TestReaderRefusesAVersionChangedMidRead(t *testing.T) {
+	ctx := context.Background()
+	srv := testenv.StartEmulator(t, costest.Options{})
+	d := newTestDriver(t, srv, func(p *Parameters) { p.ChunkSize = MinChunkSize })
+	// More ranges than are fetched ahead, so some start after the overwrite.
+	old := testenv.RandomBytes((readAhead+3)*MinChunkSize, 113)
+	require.NoError(t, d.PutContent(ctx, "/blob", old))
+	r, err := d.Reader(ctx, "/blob", 0)
+	require.NoError(t, err)
+	got := make([]byte, 10)
+	_, err = io.ReadFull(r, got)
+	require.NoError(t, err)
+	require.NoError(t, d.PutContent(ctx, "/blob", testenv.RandomBytes(len(old), 114)))
+	rest, err := io.ReadAll(r)
+	require.ErrorContains(t, err, "changed while it was being read")
+	require.NoError(t, r.Close())
+	got = append(got, rest...)
+	require.True(t, bytes.Equal(old[:len(got)], got), "the %d bytes delivered are the old version's", len(got))
+}
+
+// corruptingWriter flips a bit of the first byte it writes.
+type corruptingWriter struct {
+	http.ResponseWriter
+	done bool
+}
+
+func (w *corruptingWriter) Write(p []byte) (int, error) {
+	if !w.done && len(p) > 0 {
+		w.done = true
+		p = append([]byte{p[0] ^ 1}, p[1:]...)
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+// TestReaderDetectsACorruptRange: a full read is checked against the
+// object's CRC64 end to end, also when a range fetched ahead is corrupt.
+func TestReaderDetectsACorruptRange(t *testing.T) {
+	ctx := context.Background()
+	h, err := costest.NewHandler(costest.Options{})
+	require.NoError(t, err)
+	corrupt := fmt.Sprintf("bytes=%d-", 2*MinChunkSize)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && strings.HasPrefix(r.Header.Get("Range"), corrupt) {
+			w = &corruptingWriter{ResponseWriter: w}
+		}
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	d := driverOn(t, srv.URL, func(p *Parameters) { p.ChunkSize = MinChunkSize })
+	content := testenv.RandomBytes(4*MinChunkSize, 115)
+	require.NoError(t, d.PutContent(ctx, "/blob", content))
+	r, err := d.Reader(ctx, "/blob", 0)
+	require.NoError(t, err)
+	_, err = io.ReadAll(r)
+	require.ErrorContains(t, err, "corrupt")
+	require.NoError(t, r.Close())
+}
+
+// TestReaderMemoryIsBounded: read-ahead holds at most readAhead buffers
+// and half the budget, however slowly the caller reads; Close gives them
+// back; and with the budget held by writers a read streams every range
+// instead of waiting.
+func TestReaderMemoryIsBounded(t *testing.T) {
+	ctx := context.Background()
+	srv := testenv.StartEmulator(t, costest.Options{})
+	const budget = 2*readAhead - 2 // chunks: reads may hold readAhead-1
+	d := newTestDriver(t, srv, func(p *Parameters) { p.ChunkSize = MinChunkSize; p.MaxBufferMemory = budget * MinChunkSize })
+	pool := internal(d).buffers
+	content := testenv.RandomBytes(2*readAhead*MinChunkSize, 116)
+	require.NoError(t, d.PutContent(ctx, "/blob", content))
+
+	r, err := d.Reader(ctx, "/blob", 0)
+	require.NoError(t, err)
+	buf := make([]byte, 256*kib)
+	held := 0
+	for read := 0; read < len(content)/2; {
+		n, err := r.Read(buf)
+		require.NoError(t, err)
+		read += n
+		held = max(held, len(pool.tokens))
+		require.LessOrEqual(t, len(pool.tokens), budget/2, "buffers held after %d bytes", read)
+	}
+	require.Positive(t, held, "ranges were fetched ahead")
+	require.NoError(t, r.Close())
+	require.Equal(t, 0, len(pool.tokens), "Close gave every buffer back")
+	require.Equal(t, 0, pool.reads)
+
+	// Writers hold the whole budget: the read streams, one GET per range.
+	var taken [][]byte
+	for range budget {
+		b, err := pool.get(ctx)
+		require.NoError(t, err)
+		taken = append(taken, b)
+	}
+	srv.ResetStats()
+	got, err := d.GetContent(ctx, "/blob")
+	require.NoError(t, err)
+	require.True(t, bytes.Equal(content, got), "content read with no buffer free")
+	require.EqualValues(t, 2*readAhead, srv.Stats().Count("GetObject"))
+	for _, b := range taken {
+		pool.put(b)
 	}
 }
 

@@ -281,25 +281,24 @@ func (w *writer) initiate() error {
 func (d *driver) uploadPart(ctx context.Context, key, uploadID string, number int, data ...[]byte) (uploadedPart, error) {
 	var part uploadedPart
 	size := 0
+	var crc uint64
 	for _, b := range data {
 		size += len(b)
+		crc = crcCombine(crc, crcOf(b), int64(len(b)))
 	}
 	err := d.do(ctx, "UploadPart", key, func(ctx context.Context) (*cossdk.Response, error) {
 		readers := make([]io.Reader, len(data))
 		for i, b := range data {
 			readers[i] = bytes.NewReader(b)
 		}
-		// The SDK checks the part's CRC64 against COS's answer.
 		resp, err := d.client.Object.UploadPart(ctx, key, uploadID, number, io.MultiReader(readers...),
 			&cossdk.ObjectUploadPartOptions{ContentLength: int64(size)})
 		if err != nil {
 			return resp, err
 		}
 		d.metrics.bytesSent.Add(float64(size))
-		crc, ok := parseCRC(resp.Header.Get("x-cos-hash-crc64ecma"))
-		if !ok {
-			// The SDK refuses a part answer without a CRC; be as strict.
-			return resp, fmt.Errorf("cos: part %d of %s: COS sent no CRC64", number, key)
+		if err := checkWriteCRC(resp, crc, fmt.Sprintf("part %d of %s", number, key)); err != nil {
+			return resp, err
 		}
 		part = uploadedPart{Number: number, ETag: resp.Header.Get("ETag"), Size: int64(size), CRC64: crc}
 		return resp, nil

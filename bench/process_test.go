@@ -38,6 +38,9 @@ import (
 //   - catalog, tag list and garbage-collect --dry-run at 20 ms: listing
 //     requests and wall time over 150 repositories of 3 images, 1,500
 //     unreferenced blobs and a repository of 300 tags.
+//
+// With REGISTRY_COS_BENCH_PROFILE=dir, the registry's CPU profile over each
+// push (pprof on its debug server) is written to dir, one file a run.
 func BenchmarkOutOfProcess(b *testing.B) {
 	size := scaled[int64](256*mib, 32*mib)
 	registry := buildRegistry(b)
@@ -130,13 +133,13 @@ func (em *emulatorProcess) stats(b *testing.B) costest.Stats {
 
 // servedRegistry is a `registry-cos serve` subprocess.
 type servedRegistry struct {
-	base, config string
-	pid          int
+	base, config, debug string
+	pid                 int
 }
 
 func startServe(b *testing.B, binary, storage string) *servedRegistry {
 	b.Helper()
-	addr := testenv.FreeAddr(b)
+	addr, debug := testenv.FreeAddr(b), testenv.FreeAddr(b)
 	config := fmt.Sprintf(`version: 0.1
 log:
   level: error
@@ -154,13 +157,15 @@ storage:
 http:
   addr: %s
   secret: registry-cos-bench
-`, storage, addr)
+  debug:
+    addr: %s
+`, storage, addr, debug)
 	path := filepath.Join(b.TempDir(), "config.yml")
 	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
 		b.Fatal(err)
 	}
 	p := testenv.StartProcess(b, exec.Command(binary, "serve", path))
-	r := &servedRegistry{base: "http://" + addr, config: path, pid: p.Cmd.Process.Pid}
+	r := &servedRegistry{base: "http://" + addr, config: path, debug: "http://" + debug, pid: p.Cmd.Process.Pid}
 	p.WaitForHTTP(b, r.base+"/v2/", 60*time.Second)
 	return r
 }
@@ -186,11 +191,13 @@ func benchmarkPushPull(b *testing.B, r *servedRegistry, em *emulatorProcess, con
 	if err != nil {
 		b.Fatal(err)
 	}
+	profiled := r.profileCPU(b)
 	push, err := timed(func() error { return remote.WriteLayer(repo, layer, remote.WithContext(ctx)) })
 	if err != nil {
 		b.Fatalf("push: %v", err)
 	}
 	cpu1, err := procCPUSeconds(r.pid)
+	<-profiled
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -223,6 +230,37 @@ func benchmarkPushPull(b *testing.B, r *servedRegistry, em *emulatorProcess, con
 		b.Fatalf("pull: %v", err)
 	}
 	b.ReportMetric(mbPerSecond(size, pull), "pull-MBps")
+}
+
+// profileCPU starts a CPU profile of the registry for the next few
+// seconds when REGISTRY_COS_BENCH_PROFILE names a directory; the channel is
+// closed when the profile is written (at once without one).
+func (r *servedRegistry) profileCPU(b *testing.B) <-chan struct{} {
+	done := make(chan struct{})
+	dir := os.Getenv("REGISTRY_COS_BENCH_PROFILE")
+	if dir == "" {
+		close(done)
+		return done
+	}
+	path := filepath.Join(dir, fmt.Sprintf("%s-%d.pprof", strings.ReplaceAll(b.Name(), "/", "_"), time.Now().UnixNano()))
+	go func() {
+		defer close(done)
+		resp, err := http.Get(r.debug + "/debug/pprof/profile?seconds=3")
+		if err != nil {
+			b.Errorf("CPU profile: %v", err)
+			return
+		}
+		defer resp.Body.Close()
+		data, err := io.ReadAll(resp.Body)
+		if err == nil {
+			err = os.WriteFile(path, data, 0o644)
+		}
+		if err != nil {
+			b.Errorf("CPU profile: %v", err)
+		}
+	}()
+	time.Sleep(100 * time.Millisecond) // the profile has started
+	return done
 }
 
 // benchmarkWalks seeds the registry's tree straight into the emulator and
