@@ -2,6 +2,7 @@ package cos
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -132,8 +133,12 @@ func TestPurgeUploadsLeavesNoParts(t *testing.T) {
 	require.Empty(t, errs)
 	require.NotEmpty(t, deleted)
 	require.Equal(t, 0, openUploads(t, d), "multipart uploads left after the purge")
-	_, err = d.Stat(ctx, upload)
-	require.IsType(t, storagedriver.PathNotFoundError{}, err)
+	// The directory's startedat goes last, once a listing confirms the
+	// delete, in Delete's background part (delete.go).
+	require.Eventually(t, func() bool {
+		_, err := d.Stat(ctx, upload)
+		return errors.As(err, new(storagedriver.PathNotFoundError))
+	}, 10*time.Second, 20*time.Millisecond, "the upload directory is gone")
 }
 
 func openUploads(t *testing.T, d *Driver) int {

@@ -35,10 +35,12 @@ func (d *driver) Writer(ctx context.Context, path string, append bool) (storaged
 		return nil, err
 	}
 	if head.uploadSize < 0 {
-		// Committed content: only an empty object can be appended to.
-		if head.size != 0 {
-			return nil, fmt.Errorf("cos: cannot append to %s: it holds %d bytes of committed content", path, head.size)
-		}
+		// Committed content. The registry resumes it when a commit is
+		// retried after the first attempt completed the upload but died
+		// before the move (another replica takes the retry): the writer
+		// holds that content, and a Commit with nothing more written
+		// leaves it as it is. Appending bytes to it is refused (Write).
+		w.size, w.dirty, w.holdsContent = head.size, false, head.size > 0
 		return w, nil
 	}
 	state := rec.state
@@ -108,6 +110,7 @@ type writer struct {
 	err     error
 
 	closed, committed, cancelled bool
+	holdsContent                 bool // resumed on committed content (size bytes)
 }
 
 // storedTail is the tail kept at COS: size bytes of the record from offset
@@ -127,6 +130,9 @@ type tailCut struct {
 func (w *writer) Write(p []byte) (int, error) {
 	if err := w.usable(); err != nil {
 		return 0, err
+	}
+	if w.holdsContent && len(p) > 0 {
+		return 0, fmt.Errorf("cos: cannot append to %s: it holds %d bytes of committed content", w.path, w.size)
 	}
 	written := 0
 	for len(p) > 0 {
@@ -483,6 +489,10 @@ func (w *writer) Commit(ctx context.Context) error {
 	defer w.releaseBuffer()
 	if err := w.settle(); err != nil {
 		return err
+	}
+	if w.holdsContent {
+		w.committed = true // already committed, and nothing was added
+		return nil
 	}
 	pending := w.pending()
 	if w.uploadID == "" && w.stored.size == 0 {

@@ -112,3 +112,35 @@ func TestResumeSurvivesDroppedConnections(t *testing.T) {
 	srv.SetFaults(costest.Faults{})
 	require.Positive(t, srv.Stats().Faults["drop"], "connections were dropped")
 }
+
+// TestAppendToCommittedContent: a commit the registry retries on another
+// replica, after the first attempt completed the upload and died before
+// the move, resumes a writer on committed content. It holds that content,
+// and its Commit with nothing more written keeps it; bytes written to it
+// are refused, naming the path.
+func TestAppendToCommittedContent(t *testing.T) {
+	ctx := context.Background()
+	srv := testenv.StartEmulator(t, costest.Options{})
+	d := newTestDriver(t, srv, nil)
+	content := testenv.RandomBytes(3000, 77)
+	require.NoError(t, d.PutContent(ctx, "/blob/data", content))
+
+	w, err := d.Writer(ctx, "/blob/data", true)
+	require.NoError(t, err)
+	require.EqualValues(t, len(content), w.Size(), "the writer holds the committed content")
+	require.NoError(t, w.Close())
+	w, err = d.Writer(ctx, "/blob/data", true)
+	require.NoError(t, err)
+	srv.ResetStats()
+	require.NoError(t, w.Commit(ctx))
+	require.Zero(t, srv.Stats().Total(), "a commit with nothing written sends nothing")
+	got, err := d.GetContent(ctx, "/blob/data")
+	require.NoError(t, err)
+	require.Equal(t, content, got)
+
+	w, err = d.Writer(ctx, "/blob/data", true)
+	require.NoError(t, err)
+	_, err = w.Write([]byte("more"))
+	require.ErrorContains(t, err, "/blob/data")
+	require.NoError(t, w.Cancel(ctx))
+}
