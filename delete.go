@@ -70,7 +70,9 @@ func (d *driver) Delete(ctx context.Context, path string) error {
 		return err
 	}
 	if len(keys) == 1 && keys[0] == key {
-		return nil // a file: nothing under it to wait for
+		// A file: nothing under it to wait for, but an upload-state
+		// record's upload to abort.
+		return d.abortUploadsIf(ctx, key, mayHoldUpload)
 	}
 	if _, _, err := d.settle(ctx, key, keys, "", "", 0); err != nil {
 		return err

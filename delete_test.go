@@ -83,6 +83,15 @@ func TestDeleteAbortsUploads(t *testing.T) {
 	require.NoError(t, w.Cancel(ctx))
 	waitUploadsGone(t, d, "/")
 
+	// Deleting the upload's own file, an upload-state record, aborts it too.
+	w, err = d.Writer(ctx, "/file", false)
+	require.NoError(t, err)
+	_, err = w.Write(testenv.RandomBytes(2*MinChunkSize+1, 102))
+	require.NoError(t, err)
+	require.NoError(t, w.Close())
+	require.NoError(t, d.Delete(ctx, "/file"))
+	waitUploadsGone(t, d, "/")
+
 	// A multipart copy of Move to a blob's data, left by a crash, has no
 	// upload-state record; the blob's Delete (garbage collection) aborts it.
 	putFiles(t, d, []string{"/blobs/sha256/ab/abcd/data"})
