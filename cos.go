@@ -151,24 +151,55 @@ func (d *driver) GetContent(ctx context.Context, path string) ([]byte, error) {
 
 // PutContent stores content at path with one PUT.
 func (d *driver) PutContent(ctx context.Context, path string, content []byte) error {
-	return d.putObject(ctx, d.key(path), content, nil)
+	return d.putObject(ctx, d.key(path), nil, content)
 }
 
-// putObject writes one object; meta adds x-cos-meta-* headers.
-func (d *driver) putObject(ctx context.Context, key string, content []byte, meta http.Header) error {
-	crc := crcOf(content)
+// putObject writes one object, the concatenation of content (sent from
+// the caller's slices, never copied into one); meta adds x-cos-meta-*
+// headers.
+func (d *driver) putObject(ctx context.Context, key string, meta http.Header, content ...[]byte) error {
+	b := body(content)
+	size, crc := b.size(), b.crc()
 	return d.do(ctx, "PutObject", key, func(ctx context.Context) (*cossdk.Response, error) {
-		opt := &cossdk.ObjectPutOptions{ObjectPutHeaderOptions: d.putHeaders(len(content))}
+		opt := &cossdk.ObjectPutOptions{ObjectPutHeaderOptions: d.putHeaders(size)}
 		if meta != nil {
 			opt.XCosMetaXXX = &meta
 		}
-		d.metrics.bytesSent.Add(float64(len(content)))
-		resp, err := d.client.Object.Put(ctx, key, bytes.NewReader(content), opt)
+		d.metrics.bytesSent.Add(float64(size))
+		resp, err := d.client.Object.Put(ctx, key, b.reader(), opt)
 		if err != nil {
 			return resp, err
 		}
 		return resp, checkWriteCRC(resp, crc, key)
 	})
+}
+
+// body is a request body made of slices, which a retry sends again.
+type body [][]byte
+
+func (b body) size() int {
+	n := 0
+	for _, s := range b {
+		n += len(s)
+	}
+	return n
+}
+
+// crc is the CRC64 of the whole body.
+func (b body) crc() uint64 {
+	var crc uint64
+	for _, s := range b {
+		crc = crcCombine(crc, crcOf(s), int64(len(s)))
+	}
+	return crc
+}
+
+func (b body) reader() io.Reader {
+	readers := make([]io.Reader, len(b))
+	for i, s := range b {
+		readers[i] = bytes.NewReader(s)
+	}
+	return io.MultiReader(readers...)
 }
 
 // putHeaders are the headers of every object write.

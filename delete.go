@@ -221,7 +221,7 @@ func (d *driver) settle(ctx context.Context, key string, deleted []string, marke
 		gone[k] = true
 	}
 	if marker != "" {
-		if err := d.putObject(ctx, marker, nil, nil); err != nil {
+		if err := d.putObject(ctx, marker, nil); err != nil {
 			return false, false, err
 		}
 		defer func() {

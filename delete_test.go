@@ -121,7 +121,7 @@ func TestDeleteCosts(t *testing.T) {
 	require.EqualValues(t, 1, st.Count("ListMultipartUploads"))
 
 	for i := range 1001 {
-		require.NoError(t, in.putObject(ctx, fmt.Sprintf("sib/a-x/file%04d", i), nil, nil))
+		require.NoError(t, in.putObject(ctx, fmt.Sprintf("sib/a-x/file%04d", i), nil))
 	}
 	putFiles(t, d, []string{"/sib/a", "/sib/a/file", "/sib/a0"})
 	require.NoError(t, d.Delete(ctx, "/sib/a"))

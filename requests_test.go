@@ -65,9 +65,9 @@ func TestRequestCounts(t *testing.T) {
 		in := internal(d)
 		for i := range 30 {
 			for j := range 40 { // 1200 history keys: more than one flat page
-				require.NoError(t, in.putObject(ctx, in.key(fmt.Sprintf("%s/t%02d/index/sha256/%03d/link", tags, i, j)), nil, nil))
+				require.NoError(t, in.putObject(ctx, in.key(fmt.Sprintf("%s/t%02d/index/sha256/%03d/link", tags, i, j)), nil))
 			}
-			require.NoError(t, in.putObject(ctx, in.key(fmt.Sprintf("%s/t%02d/current/link", tags, i)), nil, nil))
+			require.NoError(t, in.putObject(ctx, in.key(fmt.Sprintf("%s/t%02d/current/link", tags, i)), nil))
 		}
 		srv.ResetStats()
 		got, err := walked(t, d, tags, func(storagedriver.FileInfo) error { return storagedriver.ErrSkipDir })

@@ -174,7 +174,7 @@ func TestWalkEmptyUploadsDir(t *testing.T) {
 		"docker/registry/v2/repositories/testns/testimg/_layers/sha256/2a43dc",
 		"docker/registry/v2/repositories/testns/testimg/_uploads/",
 	} {
-		require.NoError(t, in.putObject(context.Background(), k, []byte("x"), nil))
+		require.NoError(t, in.putObject(context.Background(), k, nil, []byte("x")))
 	}
 	got, err := walked(t, d, "/docker/registry/v2", func(fi storagedriver.FileInfo) error {
 		if _, file := path.Split(fi.Path()); file == "" {
@@ -193,7 +193,7 @@ func TestOverThousandObjects(t *testing.T) {
 	in := internal(d)
 	const n = 1005
 	for i := range n {
-		require.NoError(t, in.putObject(context.Background(), fmt.Sprintf("many/file%04d", i), []byte("x"), nil))
+		require.NoError(t, in.putObject(context.Background(), fmt.Sprintf("many/file%04d", i), nil, []byte("x")))
 	}
 	list, err := d.List(context.Background(), "/many")
 	require.NoError(t, err)
@@ -363,7 +363,7 @@ func TestWalkListingCost(t *testing.T) {
 	for range 16 {
 		go func() {
 			for k := range work {
-				errs <- in.putObject(context.Background(), k, []byte("x"), nil)
+				errs <- in.putObject(context.Background(), k, nil, []byte("x"))
 			}
 		}()
 	}

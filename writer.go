@@ -1,11 +1,9 @@
 package cos
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"hash/crc64"
-	"io"
 	"sort"
 	"sync"
 
@@ -286,18 +284,10 @@ func (w *writer) initiate() error {
 // uploadID at key.
 func (d *driver) uploadPart(ctx context.Context, key, uploadID string, number int, data ...[]byte) (uploadedPart, error) {
 	var part uploadedPart
-	size := 0
-	var crc uint64
-	for _, b := range data {
-		size += len(b)
-		crc = crcCombine(crc, crcOf(b), int64(len(b)))
-	}
+	b := body(data)
+	size, crc := b.size(), b.crc()
 	err := d.do(ctx, "UploadPart", key, func(ctx context.Context) (*cossdk.Response, error) {
-		readers := make([]io.Reader, len(data))
-		for i, b := range data {
-			readers[i] = bytes.NewReader(b)
-		}
-		resp, err := d.client.Object.UploadPart(ctx, key, uploadID, number, io.MultiReader(readers...),
+		resp, err := d.client.Object.UploadPart(ctx, key, uploadID, number, b.reader(),
 			&cossdk.ObjectUploadPartOptions{ContentLength: int64(size)})
 		if err != nil {
 			return resp, err
@@ -343,10 +333,8 @@ func (w *writer) state(tailSize int64, cut tailCut) *uploadState {
 // putRecord stores a record whose tail is data, in one PUT.
 func (w *writer) putRecord(ctx context.Context, data []byte) error {
 	state := w.state(int64(len(data)), tailCut{})
-	header := state.headerBlock(int64(len(data)), 0, crc64.Checksum(data, crcTable))
-	record := make([]byte, 0, len(data)+len(header))
-	record = append(append(record, data...), header...)
-	if err := w.d.putObject(ctx, w.key, record, state.recordMeta(header, 0)); err != nil {
+	header := state.headerBlock(int64(len(data)), 0, crcOf(data))
+	if err := w.d.putObject(ctx, w.key, state.recordMeta(header, 0), data, header); err != nil {
 		return err
 	}
 	w.record, w.stored, w.cut = "", storedTail{}, tailCut{}
@@ -496,7 +484,7 @@ func (w *writer) Commit(ctx context.Context) error {
 	}
 	pending := w.pending()
 	if w.uploadID == "" && w.stored.size == 0 {
-		if err := w.d.putObject(ctx, w.key, pending, nil); err != nil {
+		if err := w.d.putObject(ctx, w.key, nil, pending); err != nil {
 			return err
 		}
 		w.committed = true

@@ -149,7 +149,7 @@ func TestResumeVersion1Record(t *testing.T) {
 	record := append(append(header, '\n'), tail...)
 	meta := http.Header{}
 	meta.Set(uploadStateMeta, strconv.Itoa(len(first)+len(tail)))
-	require.NoError(t, in.putObject(ctx, key, record, meta))
+	require.NoError(t, in.putObject(ctx, key, meta, record))
 
 	w, err := d.Writer(ctx, p, true)
 	require.NoError(t, err)
