@@ -400,8 +400,21 @@ func runHA(t *testing.T, shape haShape, withRedis bool) {
 	if err := retry(3, func() error { return remote.Write(ref("ha/base:1"), base, opts...) }); err != nil {
 		t.Fatalf("pushing the base image: %v", err)
 	}
-	remoteBase, err := remote.Image(ref("ha/base:1"), opts...)
-	if err != nil {
+	// Its config is read once here, and again on a dropped connection: the
+	// image remembers the config it read, and every push's digest needs it
+	// (a config cut short by a fault would fail every push after).
+	var remoteBase v1.Image
+	if err := retry(3, func() error {
+		img, err := remote.Image(ref("ha/base:1"), opts...)
+		if err != nil {
+			return err
+		}
+		if _, err := img.ConfigFile(); err != nil {
+			return err
+		}
+		remoteBase = img
+		return nil
+	}); err != nil {
 		t.Fatalf("reading the base image back: %v", err)
 	}
 	baseLayers, err := remoteBase.Layers()
