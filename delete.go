@@ -130,8 +130,8 @@ func (d *driver) deleteUpload(ctx context.Context, path, key string, keys []stri
 // settleUpload deletes what the first listing of a deleted upload
 // directory missed: it waits for a listing that shows the delete (or, when
 // nothing had been listed to delete, a marker written now), deletes the
-// keys it shows, aborts the multipart uploads under the directory if one
-// of them is an upload-state record, and deletes startedat last (if
+// keys it shows, aborts the multipart uploads under the directory, and
+// deletes startedat last (if
 // anchored: it was there).
 func (d *driver) settleUpload(ctx context.Context, key string, deleted []string, anchored bool) error {
 	startedAt := key + "/startedat"
@@ -139,11 +139,14 @@ func (d *driver) settleUpload(ctx context.Context, key string, deleted []string,
 	if len(deleted) == 0 {
 		marker = key + "/" + deleteMarker
 	}
-	_, upload, err := d.settle(ctx, key, deleted, marker, startedAt, backgroundFirstWait)
-	if err != nil {
+	if _, _, err := d.settle(ctx, key, deleted, marker, startedAt, backgroundFirstWait); err != nil {
 		return err
 	}
-	if err := d.abortUploadsIf(ctx, key, upload); err != nil {
+	// Always, off the push's path: a record rebuilt on the server
+	// (writer.go extendRecord) by a process killed before its Complete
+	// leaves a multipart upload at the data key that no record names once
+	// the upload was committed and moved elsewhere.
+	if err := d.abortUploads(ctx, key); err != nil {
 		return err
 	}
 	if !anchored {
