@@ -138,8 +138,9 @@ func TestDeleteCosts(t *testing.T) {
 
 // TestDeleteUploadCosts: an upload directory costs the registry's commit
 // what it cost before Delete learnt about lag, one listing and one batch
-// delete; the listing that shows the delete and the delete of startedat,
-// kept until then, follow in the background.
+// delete; the listing that shows the delete, the abort of any multipart
+// upload left under the directory and the delete of startedat, kept until
+// then, follow in the background.
 func TestDeleteUploadCosts(t *testing.T) {
 	ctx := context.Background()
 	srv := testenv.StartEmulator(t, costest.Options{})
@@ -159,6 +160,7 @@ func TestDeleteUploadCosts(t *testing.T) {
 	st = srv.Stats()
 	require.EqualValues(t, 2, st.Count("ListObjects"), "requests: %v", st.Requests)
 	require.EqualValues(t, 2, st.Count("DeleteMultipleObjects"), "requests: %v", st.Requests)
+	require.EqualValues(t, 1, st.Count("ListMultipartUploads"), "requests: %v", st.Requests)
 }
 
 // waitUploadsGone waits until no key is left under root/_uploads/ (the

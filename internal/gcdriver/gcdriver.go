@@ -67,41 +67,32 @@ func ContentAddressed(path string) bool {
 var blobDir = regexp.MustCompile(`/blobs/[a-z0-9]+/[0-9a-f]{2}/[0-9a-f]+$`)
 
 func (g *Driver) GetContent(ctx context.Context, path string) ([]byte, error) {
-	if !ContentAddressed(path) {
-		return g.StorageDriver.GetContent(ctx, path)
-	}
-	g.mu.Lock()
-	content, ok := g.content[path]
-	g.mu.Unlock()
-	if ok {
-		return content, nil
-	}
-	content, err := g.StorageDriver.GetContent(ctx, path)
-	if err == nil {
-		g.mu.Lock()
-		g.content[path] = content
-		g.mu.Unlock()
-	}
-	return content, err
+	return remembered(g, g.content, path, func() ([]byte, error) { return g.StorageDriver.GetContent(ctx, path) })
 }
 
 func (g *Driver) Stat(ctx context.Context, path string) (storagedriver.FileInfo, error) {
+	return remembered(g, g.stats, path, func() (storagedriver.FileInfo, error) { return g.StorageDriver.Stat(ctx, path) })
+}
+
+// remembered answers read for path from answers, where a content-addressed
+// path's first successful answer is kept.
+func remembered[T any](g *Driver, answers map[string]T, path string, read func() (T, error)) (T, error) {
 	if !ContentAddressed(path) {
-		return g.StorageDriver.Stat(ctx, path)
+		return read()
 	}
 	g.mu.Lock()
-	fi, ok := g.stats[path]
+	v, ok := answers[path]
 	g.mu.Unlock()
 	if ok {
-		return fi, nil
+		return v, nil
 	}
-	fi, err := g.StorageDriver.Stat(ctx, path)
+	v, err := read()
 	if err == nil {
 		g.mu.Lock()
-		g.stats[path] = fi
+		answers[path] = v
 		g.mu.Unlock()
 	}
-	return fi, err
+	return v, err
 }
 
 // Delete forgets everything at and under path and deletes it: a blob's
