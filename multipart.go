@@ -145,8 +145,8 @@ func (d *driver) abort(ctx context.Context, key, uploadID string) error {
 	return err
 }
 
-// abortUploads aborts the in-progress multipart uploads of key and of every
-// key under "key/".
+// abortUploads aborts the in-progress multipart uploads of key, of the
+// assemblies of its parts (key.partN) and of every key under "key/".
 func (d *driver) abortUploads(ctx context.Context, key string) error {
 	opt := &cossdk.ObjectListUploadsOptions{Prefix: key, MaxUploads: maxListKeys}
 	for {
@@ -161,7 +161,7 @@ func (d *driver) abortUploads(ctx context.Context, key string) error {
 			return err
 		}
 		for _, u := range res.Upload {
-			if u.Key == key || key == "" || strings.HasPrefix(u.Key, key+"/") {
+			if u.Key == key || key == "" || strings.HasPrefix(u.Key, key+"/") || isAssemblyOf(u.Key, key) {
 				if err := d.abort(ctx, u.Key, u.UploadID); err != nil {
 					return err
 				}

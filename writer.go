@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"hash/crc64"
-	"sort"
 	"sync"
 
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
@@ -47,6 +46,19 @@ func (d *driver) Writer(ctx context.Context, path string, append bool) (storaged
 		w.parts[p.Number] = p
 		w.nextPart = max(w.nextPart, p.Number)
 		sum += p.Size
+	}
+	if a := state.Assembly; a != nil {
+		if a.Part != w.nextPart+1 || len(a.Parts) == 0 {
+			return nil, fmt.Errorf("cos: upload state record of %s is corrupt: an assembly of part %d with %d parts after part %d", path, a.Part, len(a.Parts), w.nextPart)
+		}
+		w.asm = &assembly{part: a.Part, uploadID: a.UploadID, parts: map[int]uploadedPart{}}
+		for _, p := range a.Parts {
+			w.asm.parts[p.Number] = p
+			w.asm.next = max(w.asm.next, p.Number)
+			w.asm.size += p.Size
+		}
+		sum += w.asm.size
+		w.recordAssembly = a.UploadID
 	}
 	if sum != state.Size || head.uploadSize != state.Size {
 		return nil, fmt.Errorf("cos: upload state record of %s is corrupt: %d bytes written, its parts and tail hold %d", path, state.Size, sum)
@@ -99,6 +111,14 @@ type writer struct {
 
 	uploadID string
 	nextPart int // number of the last part started
+
+	// asm assembles the next part when it is to be larger than a buffer
+	// (partsizes.go); recordAssembly is the upload ID of the assembly the
+	// record at COS names, and assembled the assemblies finished since
+	// that record, deleted once a record no longer names them.
+	asm            *assembly
+	recordAssembly string
+	assembled      []string
 	size     int64
 	dirty    bool // state differs from the stored record
 
@@ -183,7 +203,7 @@ func (w *writer) drain() error {
 		return err
 	}
 	if w.stored.size > 0 {
-		if err := w.copyStored(w.ctx, w.stored.size, w.stored.crc); err != nil {
+		if err := w.copyStored(w.ctx, w.stored.size, w.stored.crc, false); err != nil {
 			return err
 		}
 		w.stored = storedTail{}
@@ -197,7 +217,7 @@ func (w *writer) cutPart() error {
 	if w.cut.size == 0 {
 		return nil
 	}
-	if err := w.copyStored(w.ctx, w.cut.size, w.cut.crc); err != nil {
+	if err := w.copyStored(w.ctx, w.cut.size, w.cut.crc, false); err != nil {
 		return err
 	}
 	rest := w.stored.size - w.cut.size
@@ -236,16 +256,13 @@ func (w *writer) fail(err error) {
 // startPart uploads data as the next part. With background, the upload
 // runs concurrently and gives the buffer back to the pool when done.
 func (w *writer) startPart(data []byte, background bool) error {
-	if w.uploadID == "" {
-		if err := w.initiate(); err != nil {
-			return err
-		}
+	s, err := w.nextSink(int64(len(data)), !background)
+	if err != nil {
+		return err
 	}
-	w.nextPart++
-	number := w.nextPart
 	upload := func() {
 		w.d.metrics.partsInFlight.Inc()
-		part, err := w.d.uploadPart(w.ctx, w.key, w.uploadID, number, data)
+		part, err := w.d.uploadPart(w.ctx, s.key, s.uploadID, s.number, data)
 		w.d.metrics.partsInFlight.Dec()
 		if background {
 			w.d.buffers.put(data)
@@ -254,18 +271,21 @@ func (w *writer) startPart(data []byte, background bool) error {
 			w.fail(err)
 			return
 		}
-		w.addPart(part)
+		w.add(s, part)
 	}
 	if !background {
 		upload()
-		return w.failure()
+		if err := w.failure(); err != nil {
+			return err
+		}
+		return w.ripen(s)
 	}
 	w.uploads.Add(1)
 	go func() {
 		defer w.uploads.Done()
 		upload()
 	}()
-	return nil
+	return w.ripen(s)
 }
 
 func (w *writer) addPart(p uploadedPart) {
@@ -304,28 +324,31 @@ func (d *driver) uploadPart(ctx context.Context, key, uploadID string, number in
 
 // copyStored makes the next part of the upload a copy of the first n bytes
 // of the stored tail, whose CRC64 is crc.
-func (w *writer) copyStored(ctx context.Context, n int64, crc uint64) error {
-	if w.uploadID == "" {
-		if err := w.initiate(); err != nil {
-			return err
-		}
-	}
-	w.nextPart++
-	etag, err := w.d.copyPart(ctx, w.key, w.uploadID, w.nextPart, w.key, w.stored.offset, n, w.record, formatCRC(crc))
+func (w *writer) copyStored(ctx context.Context, n int64, crc uint64, last bool) error {
+	s, err := w.nextSink(n, last)
 	if err != nil {
 		return err
 	}
-	w.addPart(uploadedPart{Number: w.nextPart, ETag: etag, Size: n, CRC64: crc})
-	return nil
+	etag, err := w.d.copyPart(ctx, s.key, s.uploadID, s.number, w.key, w.stored.offset, n, w.record, formatCRC(crc))
+	if err != nil {
+		return err
+	}
+	w.add(s, uploadedPart{Number: s.number, ETag: etag, Size: n, CRC64: crc})
+	return w.ripen(s)
 }
 
 // state is the header of a record of the parts uploaded and a tail of
 // tailSize bytes with this cut. Its size is what the record holds, which
 // is less than written while a write goes on past it (drain).
 func (w *writer) state(tailSize int64, cut tailCut) *uploadState {
-	s := &uploadState{UploadID: w.uploadID, Size: tailSize, Parts: w.sortedParts(), Cut: cut.size, CutCRC64: cut.crc}
+	s := &uploadState{UploadID: w.uploadID, Size: tailSize, Parts: w.sortedParts(), Assembly: w.assemblyState(), Cut: cut.size, CutCRC64: cut.crc}
 	for _, p := range s.Parts {
 		s.Size += p.Size
+	}
+	if s.Assembly != nil {
+		for _, p := range s.Assembly.Parts {
+			s.Size += p.Size
+		}
 	}
 	return s
 }
@@ -338,6 +361,7 @@ func (w *writer) putRecord(ctx context.Context, data []byte) error {
 		return err
 	}
 	w.record, w.stored, w.cut = "", storedTail{}, tailCut{}
+	w.recorded(ctx)
 	return nil
 }
 
@@ -390,6 +414,7 @@ func (w *writer) extendRecord(ctx context.Context, data []byte, advance bool) er
 	}
 	w.record, w.stored, w.cut = etag, storedTail{size: tailSize, crc: tailCRC}, cut
 	w.dirty = !advance
+	w.recorded(ctx)
 	return nil
 }
 
@@ -501,7 +526,7 @@ func (w *writer) Commit(ctx context.Context) error {
 			}
 			pending = nil
 		}
-		if err := w.copyStored(ctx, w.stored.size, w.stored.crc); err != nil {
+		if err := w.copyStored(ctx, w.stored.size, w.stored.crc, true); err != nil {
 			return err
 		}
 	}
@@ -510,10 +535,17 @@ func (w *writer) Commit(ctx context.Context) error {
 			return err
 		}
 	}
+	if w.asm != nil {
+		if err := w.finishAssembly(ctx); err != nil {
+			return err
+		}
+	}
 	if err := w.complete(ctx); err != nil {
 		return err
 	}
 	w.committed = true
+	w.recordAssembly = ""
+	w.deleteAssembled(ctx)
 	return nil
 }
 
@@ -521,12 +553,7 @@ func (w *writer) Commit(ctx context.Context) error {
 func (w *writer) sortedParts() []uploadedPart {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	parts := make([]uploadedPart, 0, len(w.parts))
-	for _, p := range w.parts {
-		parts = append(parts, p)
-	}
-	sort.Slice(parts, func(i, j int) bool { return parts[i].Number < parts[j].Number })
-	return parts
+	return sortParts(w.parts)
 }
 
 func (w *writer) complete(ctx context.Context) error {
@@ -554,5 +581,13 @@ func (w *writer) Cancel(ctx context.Context) error {
 			return err
 		}
 	}
+	if w.asm != nil {
+		if err := w.d.abort(ctx, assemblyKey(w.key, w.asm.part), w.asm.uploadID); err != nil {
+			return err
+		}
+		w.assembled = append(w.assembled, assemblyKey(w.key, w.asm.part))
+	}
+	w.recordAssembly = ""
+	w.deleteAssembled(ctx)
 	return w.d.deleteObject(ctx, w.key)
 }
