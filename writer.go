@@ -119,8 +119,8 @@ type writer struct {
 	asm            *assembly
 	recordAssembly string
 	assembled      []string
-	size     int64
-	dirty    bool // state differs from the stored record
+	size           int64
+	dirty          bool // state differs from the stored record
 
 	uploads sync.WaitGroup
 	mu      sync.Mutex // guards parts and err
