@@ -1,6 +1,7 @@
 package costest
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -59,7 +60,21 @@ type Options struct {
 	BucketConfig BucketConfig
 	// Misbehavior breaks COS rules on purpose, for tests of `check`.
 	Misbehavior Misbehavior
+	// MaxParts, when not 0, lowers COS's part-number limit (10,000), so
+	// that tests reach it at small sizes. Test-only: COS has no such knob.
+	MaxParts int
+	// Discard keeps only the sizes and checksums of blobs larger than
+	// DiscardThreshold, in memory: objects of any size then cost no
+	// memory or disk, their CRC64, MD5 and ETags stay right, and a read
+	// of their bytes answers an error that says they were discarded. For
+	// benchmarks of very large uploads; not with Dir.
+	Discard bool
 }
+
+// DiscardThreshold is the largest blob (one PUT, one part) Discard keeps
+// whole: upload-state records, manifests and other small objects stay
+// readable.
+const DiscardThreshold = 1 << 20
 
 // Handler is the COS emulator as an http.Handler. It is safe for concurrent
 // use.
@@ -73,6 +88,7 @@ type Handler struct {
 	identity       *identityState
 	settings       bucketSettings
 	requestSeq     atomic.Uint64
+	maxParts       int
 }
 
 // NewHandler builds an emulator. The handler needs no listener: tests may
@@ -105,9 +121,18 @@ func NewHandler(opts Options) (*Handler, error) {
 		}
 		h.credentials[c.SecretID] = c
 	}
-	if opts.Dir == "" {
+	if opts.MaxParts < 0 || opts.MaxParts > maxPartNumber {
+		return nil, fmt.Errorf("costest: MaxParts %d: want 0 (COS's %d) to %d", opts.MaxParts, maxPartNumber, maxPartNumber)
+	}
+	h.maxParts = cmp.Or(opts.MaxParts, maxPartNumber)
+	switch {
+	case opts.Discard && opts.Dir != "":
+		return nil, errors.New("costest: Discard keeps sizes and checksums in memory; it cannot be used with Dir")
+	case opts.Discard:
+		h.backend = newDiscardBackend(DiscardThreshold)
+	case opts.Dir == "":
 		h.backend = newMemoryBackend()
-	} else {
+	default:
 		be, err := newDiskBackend(opts.Dir)
 		if err != nil {
 			return nil, err
