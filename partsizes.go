@@ -237,9 +237,10 @@ func (w *writer) finishAssembly(ctx context.Context) error {
 	}
 	w.addPart(uploadedPart{Number: a.part, ETag: copied, Size: a.size, CRC64: partsCRC(parts)})
 	w.nextPart, w.asm, w.dirty = a.part, nil, true
-	w.assembled = append(w.assembled, key)
-	if a.uploadID != w.recordAssembly {
-		w.deleteAssembled(ctx)
+	if a.uploadID == w.recordAssembly {
+		w.assembled = append(w.assembled, key)
+	} else {
+		_ = w.d.deleteObject(ctx, key) // cleanup only, as in deleteAssembled
 	}
 	return nil
 }
@@ -283,7 +284,7 @@ func (w *writer) resumeAssembly() error {
 		a.checked = true
 		return nil
 	}
-	if !isNotFound(err) {
+	if codeOf(err) != "NoSuchUpload" {
 		return err
 	}
 	head, err := w.d.head(w.ctx, key)
