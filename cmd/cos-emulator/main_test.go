@@ -72,6 +72,12 @@ func TestParseFlags(t *testing.T) {
 				t.Errorf("bucket config = %+v", b)
 			}
 		}},
+		{"discard", []string{"-discard"}, "", func(t *testing.T, c config) {
+			if !c.options.Discard {
+				t.Errorf("Discard = false")
+			}
+		}},
+		{"discard with a data directory", []string{"-discard", "-data", "/d"}, "-discard keeps sizes and checksums in memory: it cannot be used with -data", nil},
 		{"deny of an unknown operation", []string{"-deny", "PutObjectCopy"}, `unknown operation "PutObjectCopy" (known: HeadBucket,`, nil},
 	}
 	for _, tt := range tests {
