@@ -80,8 +80,8 @@ func (d *driver) Writer(ctx context.Context, path string, append bool) (storaged
 // Between a Close and the next resume, the data after the last part (the
 // tail) waits at COS in the state record, never as a part of its own, so
 // parts do not follow the registry's PATCH boundaries: every part but the
-// last holds at least partSize bytes, and 10,000 parts reach 10,000 ×
-// chunksize whatever the clients' chunk size.
+// last holds at least partSize bytes whatever the clients' chunk size, and
+// parts grow past it as the blob grows (partsizes.go).
 //
 // A tail below 1 MiB comes back with the resume and is sent again with the
 // next data (COS allows no part below 1 MiB but the last, so it cannot be
@@ -519,8 +519,7 @@ func (w *writer) Commit(ctx context.Context) error {
 		if len(pending) > 0 {
 			// The stored tail and the data in memory become one last
 			// part, not a short part before another: every part but the
-			// last holds partSize bytes, or 10,000 parts would not reach
-			// 10,000 × chunksize.
+			// last holds at least partSize bytes.
 			if err := w.extendRecord(ctx, pending, false); err != nil {
 				return err
 			}
