@@ -3,6 +3,7 @@ package cos
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"testing"
 
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
@@ -217,4 +218,35 @@ func TestUploadRefusedPastTheLargestBlob(t *testing.T) {
 	require.ErrorContains(t, err, "cannot grow past 15728640 bytes: COS allows 2 parts")
 	require.NoError(t, w.Cancel(ctx))
 	require.Empty(t, uploadsOf(t, d, ""), "no upload left behind")
+}
+
+// TestRecordVersionWithAssembly: a record is written in format 2 (which the
+// release before reads) unless an assembly is in progress, then in format
+// 3; an assembly in a format-2 header is refused as corrupt.
+func TestRecordVersionWithAssembly(t *testing.T) {
+	ctx := context.Background()
+	_, drivers := startGrowth(t, 1)
+	d := drivers[0]
+	version := func(p string) int {
+		t.Helper()
+		rec, _, err := internal(d).getUploadState(ctx, internal(d).key(p))
+		require.NoError(t, err)
+		return rec.state.Version
+	}
+	content := testenv.RandomBytes(12*mib, 2704)
+	for _, c := range []struct {
+		size, version int
+	}{{2 * mib, 2}, {7 * mib, 2}, {12 * mib, 3}} { // 12 MiB: part 1, and part 2 (10 MiB) assembling
+		p := fmt.Sprintf("/version/%d/data", c.size)
+		w, err := d.Writer(ctx, p, false)
+		require.NoError(t, err)
+		_, err = w.Write(content[:c.size])
+		require.NoError(t, err)
+		require.NoError(t, w.Close())
+		require.Equal(t, c.version, version(p), "record of %d bytes", c.size)
+	}
+	_, err := decodeJSONHeader([]byte(`{"v":2,"size":1,"tailSize":1,"tailCrc64":0,"assembly":{"part":2,"uploadId":"x","parts":[]}}`))
+	require.ErrorContains(t, err, "an assembly in a version-2 record")
+	_, err = decodeJSONHeader([]byte(`{"v":4}`))
+	require.ErrorContains(t, err, "format version 4, this driver reads versions 1 to 3")
 }
