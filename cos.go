@@ -76,6 +76,8 @@ type driver struct {
 	// maxParts, when not 0, lowers COS's part-count limit: tests set it
 	// with the emulator's (partsizes.go).
 	maxParts int
+	// background runs what Deletes leave running (background.go).
+	background *backgroundWork
 }
 
 // Format prints the driver as its parameters with the secrets left out.
