@@ -89,6 +89,7 @@ func checkGrown(t *testing.T, d *Driver, dir, path string, content []byte) {
 	require.True(t, bytes.Equal(content, got), "content")
 	require.NoError(t, d.PutContent(ctx, dir+"/startedat", []byte("x"))) // as the registry writes it
 	require.NoError(t, d.Delete(ctx, dir))
+	require.NoError(t, d.Wait(ctx)) // an upload directory's uploads are aborted in Delete's background part
 	require.Empty(t, uploadsOf(t, d, ""), "no upload left behind")
 	_, err = d.List(ctx, dir)
 	require.IsType(t, storagedriver.PathNotFoundError{}, err, "nothing left in %s", dir)
