@@ -13,6 +13,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/registry-cos/cos/costest"
+	"github.com/registry-cos/cos/internal/gc"
 	"github.com/registry-cos/cos/internal/gcdriver"
 	"github.com/registry-cos/cos/internal/testenv"
 	"github.com/registry-cos/cos/internal/testenv/registrytest"
@@ -106,9 +107,9 @@ func TestGarbageCollectReadsOnce(t *testing.T) {
 		t.Fatalf("gcdriver.Driver made %d COS requests, the driver alone %d", onceStats.Total(), plainStats.Total())
 	}
 
-	// The command itself (on gcdriver.Driver) removes the orphan and nothing else.
+	// The command itself removes the orphan and nothing else.
 	before := storedBlobs(t, reg)
-	if err := garbageCollect(ctx, config, storage.GCOpts{Quiet: true}); err != nil {
+	if err := garbageCollect(ctx, config, gcOptions{Options: gc.Options{Quiet: true}}); err != nil {
 		t.Fatalf("garbage-collect: %v", err)
 	}
 	after := storedBlobs(t, reg)
