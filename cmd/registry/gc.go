@@ -135,4 +135,3 @@ func upstreamGarbageCollect(ctx context.Context, driver storagedriver.StorageDri
 	}
 	return nil
 }
-

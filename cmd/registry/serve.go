@@ -16,7 +16,6 @@ import (
 	"github.com/docker/go-metrics"
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
-
 )
 
 // runServe replaces the upstream serve command's Run. Upstream lets
