@@ -27,6 +27,10 @@ type inventory struct {
 	blobs  map[digest.Digest]*blobEntry
 	repos  []*repoEntry // in upstream's order: path order of their names
 	byName map[string]*repoEntry
+	// others are directories with layer links and no _manifests (every
+	// manifest deleted): not repositories to upstream's enumeration, so
+	// their links are never judged, but a cache must forget them too.
+	others []*repoEntry
 }
 
 // blobEntry is a blob's directory in the blob store.
@@ -94,7 +98,8 @@ func (c *collector) list(ctx context.Context) (*inventory, error) {
 	}
 	for _, r := range repos {
 		if !r.manifests {
-			continue // not a repository to upstream's enumeration
+			inv.others = append(inv.others, r)
+			continue
 		}
 		sortLinks(r.revisions)
 		sortLinks(r.layers)

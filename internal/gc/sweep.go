@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 	"github.com/opencontainers/go-digest"
@@ -67,7 +68,7 @@ func (c *collector) sweep(ctx context.Context, inv *inventory, res *Result) erro
 	for _, d := range res.Blobs {
 		gone[d] = true
 	}
-	for _, r := range inv.repos {
+	for _, r := range append(slices.Clip(inv.repos), inv.others...) {
 		unlinked := map[digest.Digest]bool{}
 		for _, d := range res.LayerLinks[r.name] {
 			unlinked[d] = true
