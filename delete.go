@@ -190,7 +190,9 @@ var background = make(chan struct{}, maxBackground)
 // running. Its errors are logged: what it leaves is the upload purger's.
 func inBackground(ctx context.Context, what string, f func(context.Context) error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*maxSettle)
+	backgroundWork.Add(1)
 	run := func() {
+		defer backgroundWork.Done()
 		defer cancel()
 		if err := f(ctx); err != nil {
 			logrus.WithField("driver", DriverName).Warnf("%s: %v (the upload purger removes what is left)", what, rootCause(err))
