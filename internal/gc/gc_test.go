@@ -101,11 +101,28 @@ func TestCollectRequests(t *testing.T) {
 	}
 
 	srv.ResetStats()
-	if _, err := gc.Collect(ctx, d, gc.Options{Quiet: true}); err != nil {
+	var out, summary strings.Builder
+	if _, err := gc.Collect(ctx, d, gc.Options{Out: &out, Progress: &summary}); err != nil {
 		t.Fatal(err)
 	}
 	del := srv.Stats()
-	t.Logf("deleting run: %d requests %v", del.Total(), del.Requests)
+	t.Logf("deleting run: %d requests %v\n%s", del.Total(), del.Requests, summary.String())
+	// Upstream's summary line, which scripts parse, and the summary on the
+	// progress stream: counts, phases, the COS requests by operation.
+	if line := fmt.Sprintf("%d blobs marked, %d blobs and 0 manifests eligible for deletion", len(res.Marked), len(garbage)); !strings.Contains(out.String(), line) {
+		t.Errorf("the output lacks %q:\n%s", line, out.String())
+	}
+	for _, want := range []string{
+		fmt.Sprintf("garbage-collect: %d blobs marked; %d blobs (", len(res.Marked), len(garbage)),
+		fmt.Sprintf("and %d layer links deleted", len(garbage)*2/3),
+		"took ", "list ", "read ", "mark ", "sweep ",
+		fmt.Sprintf("garbage-collect: %d COS requests (", del.Total()),
+		"DeleteMultipleObjects 2",
+	} {
+		if !strings.Contains(summary.String(), want) {
+			t.Errorf("the summary lacks %q:\n%s", want, summary.String())
+		}
+	}
 	// Blobs, then layer links: a batch each; no manifests to delete.
 	if got := del.Count("DeleteMultipleObjects"); got != 2 {
 		t.Errorf("the deleting run sent %d multi-object deletes, want 2 (blobs, layer links)", got)

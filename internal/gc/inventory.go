@@ -35,10 +35,10 @@ type inventory struct {
 
 // blobEntry is a blob's directory in the blob store.
 type blobEntry struct {
-	size  int64
-	mod   time.Time
-	data  bool     // its data file exists: upstream's blob exists
-	files []string // every file under the directory, what a delete removes
+	size   int64
+	mod    time.Time
+	data   bool     // its data file exists: upstream's blob exists
+	others []string // the files under the directory other than data (none the registry writes)
 }
 
 // repoEntry is a repository: a directory holding a _manifests directory.
@@ -140,9 +140,10 @@ func (c *collector) listBlobs(ctx context.Context, blobs map[digest.Digest]*blob
 			b = &blobEntry{}
 			blobs[dgst] = b
 		}
-		b.files = append(b.files, p)
 		if len(parts) == 4 && parts[3] == "data" {
 			b.data, b.size, b.mod = true, fi.Size(), fi.ModTime()
+		} else {
+			b.others = append(b.others, p)
 		}
 		c.progress.blobsListed.Add(1)
 		return nil

@@ -38,7 +38,7 @@ func (c *collector) sweep(ctx context.Context, inv *inventory, res *Result) erro
 	var blobFiles []string
 	for _, dgst := range res.Blobs {
 		c.emit("blob eligible for deletion: %s", dgst)
-		blobFiles = append(blobFiles, inv.blobs[dgst].files...)
+		blobFiles = append(append(blobFiles, blobDataPath(dgst)), inv.blobs[dgst].others...)
 	}
 	var layerFiles []string
 	for _, r := range inv.repos {
