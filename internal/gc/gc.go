@@ -91,7 +91,8 @@ type Deleted struct {
 	// Blobs were removed from the blob store.
 	Blobs []digest.Digest
 	// Links are the repository links to each digest that no longer lead
-	// to a blob: those of the deleted blobs, and the layer links deleted.
+	// to a blob: the layer links of the deleted blobs, the layer links
+	// deleted and the untagged manifests deleted.
 	Links map[string][]digest.Digest
 }
 

@@ -68,6 +68,11 @@ func (c *collector) sweep(ctx context.Context, inv *inventory, res *Result) erro
 	for _, d := range res.Blobs {
 		gone[d] = true
 	}
+	// A deleted manifest is a blob the repository's manifest store
+	// cached too.
+	for _, m := range res.Manifests {
+		deleted.Links[m.Name] = append(deleted.Links[m.Name], m.Digest)
+	}
 	for _, r := range append(slices.Clip(inv.repos), inv.others...) {
 		unlinked := map[digest.Digest]bool{}
 		for _, d := range res.LayerLinks[r.name] {
