@@ -118,10 +118,10 @@ func newDriver(ctx context.Context, p Parameters, e endpoints) (*driver, error) 
 		endpoints: e,
 		root:      strings.Trim(p.RootDirectory, "/"),
 		requests:  make(chan struct{}, p.MaxConcurrency),
-		buffers:   newBufferPool(int(p.ChunkSize), int(p.MaxBufferMemory/p.ChunkSize), defaultMetrics.bufferBytes),
+		buffers:   newBufferPool(p.MaxBufferMemory, defaultMetrics.bufferBytes),
 		metrics:   defaultMetrics,
 	}
-	d.metrics.bufferLimit.Set(float64(p.MaxBufferMemory / p.ChunkSize * p.ChunkSize))
+	d.metrics.bufferLimit.Set(float64(p.MaxBufferMemory / pieceSize * pieceSize))
 	credentials, err := newCredentialSource(ctx, p)
 	if err != nil {
 		return nil, err
