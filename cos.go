@@ -73,6 +73,9 @@ type driver struct {
 	credentials credentialSource
 	// heads are the answers of recent Stats, for the Move after (move.go).
 	heads *headMemo
+	// maxParts, when not 0, lowers COS's part-count limit: tests set it
+	// with the emulator's (partsizes.go).
+	maxParts int
 }
 
 // Format prints the driver as its parameters with the secrets left out.

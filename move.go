@@ -1,6 +1,7 @@
 package cos
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/http"
@@ -128,17 +129,23 @@ func (d *driver) copyObject(ctx context.Context, src, dst string, head objectHea
 }
 
 // multipartCopy copies src to dst on the server in parallel Upload Part -
-// Copy requests of multipartcopychunksize, so objects above COS's 5 GB
-// single-copy limit move too. A failed copy aborts its upload.
+// Copy requests, so objects above COS's 5 GB single-copy limit move too.
+// The first failure stops the copies not yet sent, and the upload is
+// aborted.
 func (d *driver) multipartCopy(ctx context.Context, src, dst string, head objectHead, ifMatch string) error {
+	chunk, err := copyPartSize(head.size, d.params.MultipartCopyChunkSize, cmp.Or(d.maxParts, maxPartCount))
+	if err != nil {
+		return fmt.Errorf("cos: copy of %s to %s: %w", src, dst, err)
+	}
 	uploadID, err := d.initiate(ctx, dst, nil)
 	if err != nil {
 		return err
 	}
-	chunk := d.params.MultipartCopyChunkSize
 	count := int((head.size + chunk - 1) / chunk)
 	parts := make([]cossdk.Object, count)
-	errs := make(chan error, count)
+	copying, stop := context.WithCancel(ctx)
+	defer stop()
+	var failed sync.Once
 	numbers := make(chan int)
 	var wg sync.WaitGroup
 	for range min(count, d.params.MaxConcurrency) {
@@ -148,9 +155,11 @@ func (d *driver) multipartCopy(ctx context.Context, src, dst string, head object
 			for i := range numbers {
 				first := int64(i) * chunk
 				last := min(first+chunk, head.size) - 1
-				etag, err := d.copyPart(ctx, dst, uploadID, i+1, src, first, last-first+1, ifMatch, "")
+				etag, cerr := d.copyPart(copying, dst, uploadID, i+1, src, first, last-first+1, ifMatch, "")
+				if cerr != nil {
+					failed.Do(func() { err = cerr; stop() })
+				}
 				parts[i] = cossdk.Object{PartNumber: i + 1, ETag: etag}
-				errs <- err
 			}
 		}()
 	}
@@ -159,18 +168,12 @@ func (d *driver) multipartCopy(ctx context.Context, src, dst string, head object
 		for i := range count {
 			select {
 			case numbers <- i:
-			case <-ctx.Done():
+			case <-copying.Done():
 				return
 			}
 		}
 	}()
 	wg.Wait()
-	close(errs)
-	for e := range errs {
-		if e != nil && err == nil {
-			err = e
-		}
-	}
 	if err == nil {
 		err = ctx.Err()
 	}
@@ -182,6 +185,22 @@ func (d *driver) multipartCopy(ctx context.Context, src, dst string, head object
 		return err
 	}
 	return nil
+}
+
+// copyPartSize is the part size of a multipart copy of size bytes:
+// multipartcopychunksize, or more (whole MiB) where that would take more
+// than limit parts (COS: part numbers 1 to 10,000); each part at most
+// 5 GiB.
+func copyPartSize(size, chunk int64, limit int) (int64, error) {
+	if (size+chunk-1)/chunk <= int64(limit) {
+		return chunk, nil
+	}
+	part := (size + int64(limit) - 1) / int64(limit)
+	part = (part + mib - 1) / mib * mib
+	if part > maxPartSize {
+		return 0, fmt.Errorf("%d bytes take more than %d parts of at most %d bytes", size, limit, int64(maxPartSize))
+	}
+	return part, nil
 }
 
 // headMemo holds the HEAD answers of the last Stats, a few at most: the

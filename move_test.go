@@ -156,3 +156,57 @@ func TestMoveAfterStatSourceChanged(t *testing.T) {
 		require.IsType(t, storagedriver.PathNotFoundError{}, d.Move(ctx, "/src", "/dst"), "%s: source removed meanwhile", name)
 	}
 }
+
+// TestMoveSizesCopyPartsFromTheSource: a multipart copy takes no more
+// parts than COS allows (here a test limit of 5; COS's is 10,000), with
+// parts larger than multipartcopychunksize when the source needs them, and
+// stops at the first refused part copy instead of sending the rest.
+func TestMoveSizesCopyPartsFromTheSource(t *testing.T) {
+	ctx := context.Background()
+	srv := testenv.StartEmulator(t, costest.Options{})
+	d := newTestDriver(t, srv, func(p *Parameters) {
+		p.MultipartCopyThreshold = 2 * mib
+		p.MultipartCopyChunkSize = 1 * mib
+		p.MaxConcurrency = 1
+	})
+	internal(d).maxParts = 5
+	content := testenv.RandomBytes(12*mib+5, 105)
+	require.NoError(t, d.PutContent(ctx, "/src", content))
+	srv.ResetStats()
+	require.NoError(t, d.Move(ctx, "/src", "/dst"))
+	require.EqualValues(t, 5, srv.Stats().Count("UploadPartCopy"), "12 MiB in 5 parts of 3 MiB, not 13 of 1 MiB")
+	require.Equal(t, 5, partCount(t, d, "/dst"))
+	got, err := d.GetContent(ctx, "/dst")
+	require.NoError(t, err)
+	require.True(t, bytes.Equal(content, got), "moved content differs")
+
+	srv.SetMisbehavior(costest.Misbehavior{Deny: []string{"UploadPartCopy"}})
+	srv.ResetStats()
+	require.Error(t, d.Move(ctx, "/dst", "/again"))
+	srv.SetMisbehavior(costest.Misbehavior{})
+	require.EqualValues(t, 1, srv.Stats().Count("UploadPartCopy"), "part copies sent after the first was refused")
+	require.Empty(t, uploadsOf(t, d, ""), "the failed copy's upload is aborted")
+}
+
+// TestCopyPartSize: at COS's scale, multipartcopychunksize while 10,000
+// parts of it hold the source, else whole MiB that do, up to 5 GiB parts.
+func TestCopyPartSize(t *testing.T) {
+	for _, tc := range []struct {
+		size, chunk, want int64
+	}{
+		{size: 10000 * 32 * mib, chunk: 32 * mib, want: 32 * mib},
+		{size: 10000*32*mib + 1, chunk: 32 * mib, want: 33 * mib},
+		{size: 976 * gib, chunk: 32 * mib, want: 100 * mib},
+		{size: 10000 * maxPartSize, chunk: 32 * mib, want: maxPartSize},
+		{size: 10000*maxPartSize + 1, chunk: 32 * mib},
+	} {
+		got, err := copyPartSize(tc.size, tc.chunk, maxPartCount)
+		if tc.want == 0 {
+			require.Error(t, err, "size %d", tc.size)
+			continue
+		}
+		require.NoError(t, err)
+		require.Equal(t, tc.want, got, "size %d", tc.size)
+		require.LessOrEqual(t, (tc.size+got-1)/got, int64(maxPartCount))
+	}
+}

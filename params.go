@@ -41,6 +41,7 @@ const (
 
 	// COS limits (see the COS "specifications and limits" page).
 	minPartSize    = 1 * mib // every part but the last
+	maxPartCount   = 10000   // part numbers 1 to 10,000
 	maxPartSize    = 5 * gib
 	maxSingleCopy  = 5 * gib
 	maxDeleteBatch = 1000
