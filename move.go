@@ -3,9 +3,11 @@ package cos
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"sync"
+	"time"
 
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 	cossdk "github.com/tencentyun/cos-go-sdk-v5"
@@ -56,12 +58,10 @@ func (d *driver) Move(ctx context.Context, sourcePath, destPath string) error {
 		// the content is already where it is asked to be.
 		return nil
 	}
-	var replaced string // the upload whose record the copy replaces
-	if h := <-dstHead; h.uploadSize >= 0 {
-		if replaced, err = d.recordedUpload(ctx, dst); err != nil {
-			return err
-		}
-	}
+	// The destination holds an upload in progress: its writer may be
+	// growing the record (a multipart upload at dst whose Complete COS
+	// cannot make conditional) while the copy runs.
+	ontoUpload := (<-dstHead).uploadSize >= 0
 	if pinned {
 		err = d.copy(ctx, src, dst, head, head.etag)
 		if statusOf(err) == http.StatusPreconditionFailed || isNotFound(err) {
@@ -83,12 +83,34 @@ func (d *driver) Move(ctx context.Context, sourcePath, destPath string) error {
 	if err != nil {
 		return err
 	}
-	if replaced != "" {
-		if err := d.abort(ctx, dst, replaced); err != nil {
-			return err
+	if ontoUpload {
+		if err := d.replaceUpload(ctx, dst, head); err != nil {
+			return fmt.Errorf("cos: move of %s to %s: %w", sourcePath, destPath, err)
 		}
 	}
 	return d.deleteObject(ctx, src)
+}
+
+// replaceUpload makes a Move onto an upload in progress win over that
+// upload, once the copy to dst (of the source as head describes it) is
+// done: it aborts every multipart upload at dst (the upload's own, so its
+// Commit fails, and any growing its record, so that record cannot land
+// over the copy; a growth started after the copy fails anyway, its copy of
+// the old record being pinned to that record's ETag), then checks with
+// HEAD that dst is still the copy. If a record landed first, the Move
+// fails and the source stays.
+func (d *driver) replaceUpload(ctx context.Context, dst string, head objectHead) error {
+	if err := d.abortUploadsOf(ctx, dst, nil, time.Time{}); err != nil {
+		return err
+	}
+	got, err := d.head(ctx, dst)
+	if err != nil {
+		return err
+	}
+	if got.uploadSize >= 0 || got.size != head.size || (head.crc64 != "" && got.crc64 != head.crc64) {
+		return errors.New("an upload in progress there replaced the copy; the source is kept")
+	}
+	return nil
 }
 
 // copy copies src, as head describes it, to dst; with ifMatch set, only

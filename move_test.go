@@ -4,6 +4,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
 	"testing"
 
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
@@ -209,4 +213,58 @@ func TestCopyPartSize(t *testing.T) {
 		require.Equal(t, tc.want, got, "size %d", tc.size)
 		require.LessOrEqual(t, (tc.size+got-1)/got, int64(maxPartCount))
 	}
+}
+
+// TestMoveOntoAnUploadBeingClosed: a Move onto an upload whose Close is
+// growing its record, the Close's Complete landing after the Move's copy
+// (held back here until the Move returns): the Move wins (the destination
+// reads as the source, the Close fails), or it fails and keeps the source.
+// Before, the Complete replaced the moved content with a record: Move
+// returned nil and the destination read as PathNotFound.
+func TestMoveOntoAnUploadBeingClosed(t *testing.T) {
+	ctx := context.Background()
+	h, err := costest.NewHandler(costest.Options{})
+	require.NoError(t, err)
+	const dst = "/over/closing"
+	arrived, release := make(chan struct{}), make(chan struct{})
+	var held sync.Once
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && r.URL.Query().Has("uploadId") && strings.HasSuffix(r.URL.Path, dst) {
+			held.Do(func() { close(arrived); <-release })
+		}
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	d := driverOn(t, srv.URL, func(p *Parameters) { p.ChunkSize = MinChunkSize })
+
+	w, err := d.Writer(ctx, dst, false)
+	require.NoError(t, err)
+	_, err = w.Write(testenv.RandomBytes(2*mib, 906)) // a stored tail: Close grows it at COS
+	require.NoError(t, err)
+	require.NoError(t, w.Close())
+	w, err = d.Writer(ctx, dst, true)
+	require.NoError(t, err)
+	_, err = w.Write(testenv.RandomBytes(mib, 907))
+	require.NoError(t, err)
+	closed := make(chan error, 1)
+	go func() { closed <- w.Close() }()
+	<-arrived // the Close's Complete is on its way
+
+	source := testenv.RandomBytes(3*mib, 908)
+	require.NoError(t, d.PutContent(ctx, "/src", source))
+	moveErr := d.Move(ctx, "/src", dst)
+	close(release)
+	closeErr := <-closed
+
+	if moveErr == nil {
+		require.Error(t, closeErr, "the Close after the Move must fail")
+		got, err := d.GetContent(ctx, dst)
+		require.NoError(t, err, "the moved content")
+		require.True(t, bytes.Equal(source, got), "the destination is the source")
+	} else {
+		got, err := d.GetContent(ctx, "/src")
+		require.NoError(t, err, "a failed Move keeps the source")
+		require.True(t, bytes.Equal(source, got))
+	}
+	require.Empty(t, uploadsOf(t, d, internal(d).key(dst)), "no upload left at the destination")
 }

@@ -287,17 +287,3 @@ func contentRange(resp *http.Response) (first, size int64, err error) {
 	}
 	return first, size, nil
 }
-
-// recordedUpload is the ID of the multipart upload whose state record is
-// at key ("" when key holds no record), read before the record is
-// replaced, so the upload can be aborted rather than left behind.
-func (d *driver) recordedUpload(ctx context.Context, key string) (string, error) {
-	rec, head, err := d.getUploadState(ctx, key)
-	if isNotFound(err) || (err == nil && head.uploadSize < 0) {
-		return "", nil
-	}
-	if err != nil {
-		return "", err
-	}
-	return rec.state.UploadID, nil
-}
