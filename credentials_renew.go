@@ -128,6 +128,16 @@ func (r *renewingCredentials) startRenewal() {
 		if err == nil && (cred.SecretID == "" || cred.SecretKey == "") {
 			err = fmt.Errorf("the answer carried no key pair")
 		}
+		// A source may hand back the keys it gave before (a metadata
+		// service caches them): that is no renewal. The keys' margins stay
+		// those of their whole lifetime (from when they were first seen),
+		// and the next try waits for the backoff, instead of taking now as
+		// their start, which shrank the margins toward nothing and made a
+		// fetch on nearly every request near the expiry.
+		same := err == nil && cred == r.current
+		if same && !expiry.After(r.expiry) {
+			err = fmt.Errorf("it handed back the keys it gave before, which expire at %s", expiry.UTC().Format(time.RFC3339))
+		}
 		if err != nil {
 			defaultMetrics.credentialFailures.Inc()
 			r.failures++
@@ -143,7 +153,10 @@ func (r *renewingCredentials) startRenewal() {
 			}
 			return
 		}
-		r.current, r.obtained, r.expiry = cred, now, expiry
+		if !same {
+			r.obtained = now
+		}
+		r.current, r.expiry = cred, expiry
 		r.failures, r.notBefore, r.lastErr = 0, time.Time{}, nil
 	}()
 }

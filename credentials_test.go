@@ -611,3 +611,38 @@ func TestCredentialRefreshFailuresCounted(t *testing.T) {
 	require.Greater(t, testutil.ToFloat64(defaultMetrics.credentialFailures), before,
 		"registry_cos_credential_refresh_failures_total counts the failed fetch")
 }
+
+// TestRenewalWhenTheSourceRepeatsItsKey: a source that hands back the key
+// it already gave (a metadata service caching it) does not count as a
+// renewal: the key's margins stay those of its whole hour, so it is not
+// used in its last 30 s (before, each repeat was taken as a fresh start
+// and the key was signed with until moments before it expired, when any
+// clock skew gives ExpiredToken), and fetches back off rather than follow
+// every request into the expiry.
+func TestRenewalWhenTheSourceRepeatsItsKey(t *testing.T) {
+	clock := &fakeClock{now: time.Unix(1_800_000_000, 0)}
+	key := cossdk.Credential{SecretID: "AKIDcached", SecretKey: "cached", SessionToken: "token"}
+	expiry := clock.Now().Add(time.Hour)
+	var fetches atomic.Int32
+	r := &renewingCredentials{name: "test source", now: clock.Now, fetch: func(context.Context) (cossdk.Credential, time.Time, error) {
+		fetches.Add(1)
+		return key, expiry, nil
+	}}
+	_, err := r.credential(context.Background())
+	require.NoError(t, err)
+	waitRenewalIdle(r)
+
+	clock.step(55 * time.Minute) // the renewal window opens
+	for clock.Now().Before(expiry.Add(-expirySlack)) {
+		cred, err := r.credential(context.Background())
+		waitRenewalIdle(r)
+		require.NoError(t, err)
+		require.Equal(t, key, cred)
+		clock.step(time.Second)
+	}
+	require.LessOrEqual(t, fetches.Load(), int32(1+12), "fetches in the last 5 minutes: one per backoff")
+	clock.step(time.Second) // 29 s before the expiry
+	_, err = r.credential(context.Background())
+	waitRenewalIdle(r)
+	require.ErrorContains(t, err, "handed back the keys it gave before", "the key is not used in its last 30 s")
+}
