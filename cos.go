@@ -361,11 +361,25 @@ func (d *driver) deleteObject(ctx context.Context, key string) error {
 
 // RedirectURL returns a presigned GET or HEAD URL valid for redirectexpiry,
 // signed for the host the client will use. Other methods get "".
+//
+// COS refuses a presigned URL once the temporary key that signed it has
+// expired, whatever the URL says: a key that would expire within
+// redirectexpiry is renewed first, and a URL is never given a longer life
+// than its key has left (keys that live shorter than redirectexpiry, or
+// whose renewal fails, give shorter-lived URLs).
 func (d *driver) RedirectURL(r *http.Request, path string) (string, error) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		return "", nil
 	}
-	u, err := d.presign.Object.GetPresignedURL2(r.Context(), r.Method, d.key(path), d.params.RedirectExpiry, nil)
+	expiry := d.params.RedirectExpiry
+	if keys, ok := d.credentials.(*renewingCredentials); ok {
+		left, err := keys.validFor(r.Context(), expiry)
+		if err != nil {
+			return "", err
+		}
+		expiry = left
+	}
+	u, err := d.presign.Object.GetPresignedURL2(r.Context(), r.Method, d.key(path), expiry, nil)
 	if err != nil {
 		return "", err
 	}

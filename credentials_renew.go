@@ -108,6 +108,43 @@ func (r *renewingCredentials) credential(ctx context.Context) (cossdk.Credential
 	}
 }
 
+// validFor is how long the keys handed out from now on stay usable, at most
+// want: a presigned URL signed with them must not promise more. Keys that
+// would not last want are renewed first, waiting for that one fetch, once
+// they are past half their lifetime (a fresh key then lasts longer; before,
+// renewing keys shorter than want on every call would fetch on every
+// call). When renewing fails or cannot help, the answer is what is left.
+func (r *renewingCredentials) validFor(ctx context.Context, want time.Duration) (time.Duration, error) {
+	renewed := false
+	for {
+		if _, err := r.credential(ctx); err != nil {
+			return 0, err
+		}
+		r.mu.Lock()
+		now := r.now()
+		left := r.usableUntil().Sub(now)
+		halfLife := r.obtained.Add(r.expiry.Sub(r.obtained) / 2)
+		if left >= want || renewed || now.Before(halfLife) {
+			r.mu.Unlock()
+			return min(left, want), nil
+		}
+		if r.renewing == nil && !now.Before(r.notBefore) {
+			r.startRenewal()
+		}
+		wait := r.renewing
+		r.mu.Unlock()
+		if wait == nil {
+			return min(left, want), nil // backing off after a failure
+		}
+		select {
+		case <-wait:
+			renewed = true
+		case <-ctx.Done():
+			return min(left, want), nil
+		}
+	}
+}
+
 // startRenewal starts the one fetch; r.mu is held. The fetch has a context
 // of its own, so a caller that gives up does not cancel it for the others.
 func (r *renewingCredentials) startRenewal() {
