@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -250,14 +251,20 @@ func (d *driver) Stat(ctx context.Context, path string) (storagedriver.FileInfo,
 			return nil, err
 		}
 	}
-	res, err := d.list(ctx, &cossdk.BucketGetOptions{Prefix: d.dirPrefix(path), MaxKeys: 1})
-	if err != nil {
-		return nil, err
+	opt := &cossdk.BucketGetOptions{Prefix: d.dirPrefix(path), MaxKeys: 1}
+	for {
+		res, err := d.list(ctx, opt)
+		if err != nil {
+			return nil, err
+		}
+		if len(res.Contents) > 0 || len(res.CommonPrefixes) > 0 {
+			return storagedriver.FileInfoInternal{FileInfoFields: storagedriver.FileInfoFields{Path: path, IsDir: true}}, nil
+		}
+		if !res.IsTruncated {
+			return nil, storagedriver.PathNotFoundError{Path: path}
+		}
+		opt.Marker = res.NextMarker // the one key listed was a Delete's marker
 	}
-	if len(res.Contents) == 0 && len(res.CommonPrefixes) == 0 {
-		return nil, storagedriver.PathNotFoundError{Path: path}
-	}
-	return storagedriver.FileInfoInternal{FileInfoFields: storagedriver.FileInfoFields{Path: path, IsDir: true}}, nil
 }
 
 // objectHead is what a HEAD says of an object.
@@ -298,7 +305,19 @@ func (d *driver) head(ctx context.Context, key string) (objectHead, error) {
 	return h, err
 }
 
+// list lists a page of keys as the registry may see them: without the
+// markers of Deletes in progress (delete.go).
 func (d *driver) list(ctx context.Context, opt *cossdk.BucketGetOptions) (*cossdk.BucketGetResult, error) {
+	res, err := d.listWithMarkers(ctx, opt)
+	if err != nil {
+		return nil, err
+	}
+	res.Contents = slices.DeleteFunc(res.Contents, func(o cossdk.Object) bool { return isDeleteMarker(o.Key) })
+	return res, nil
+}
+
+// listWithMarkers lists a page of keys, markers included.
+func (d *driver) listWithMarkers(ctx context.Context, opt *cossdk.BucketGetOptions) (*cossdk.BucketGetResult, error) {
 	var res *cossdk.BucketGetResult
 	err := d.do(ctx, "ListObjects", opt.Prefix, func(ctx context.Context) (*cossdk.Response, error) {
 		var resp *cossdk.Response

@@ -287,3 +287,25 @@ func contentRange(resp *http.Response) (first, size int64, err error) {
 	}
 	return first, size, nil
 }
+
+// recordedUpload reads whether the object at key is an upload-state record
+// and of which multipart upload, so that the upload can be aborted rather
+// than left behind when the record goes: a HEAD, and for a record a GET of
+// its header. A record too corrupt to name its upload is a record with
+// upload "". A missing key is a not-found error.
+func (d *driver) recordedUpload(ctx context.Context, key string) (uploadID string, record bool, err error) {
+	head, err := d.head(ctx, key)
+	if err != nil || head.uploadSize < 0 {
+		return "", false, err
+	}
+	rec, head, err := d.getUploadState(ctx, key)
+	switch {
+	case err == nil && head.uploadSize < 0:
+		return "", false, nil // replaced by content since the HEAD
+	case err == nil:
+		return rec.state.UploadID, true, nil
+	case isNotFound(err):
+		return "", false, err
+	}
+	return "", true, nil // a record, but not understood
+}
