@@ -43,7 +43,14 @@ func (d *driver) Delete(ctx context.Context, path string) error {
 	if err != nil {
 		return err
 	}
-	keys = slices.DeleteFunc(keys, isDeleteMarker) // another Delete's
+	if slices.Contains(keys, markerOf(key)) {
+		// Left by a Delete of key cut short (a crash), or another's in
+		// progress (which then waits longer): it goes with the tree.
+		if err := d.deleteKeys(ctx, []string{markerOf(key)}); err != nil {
+			return err
+		}
+	}
+	keys = slices.DeleteFunc(keys, isDeleteMarker)
 	if isUploadDir(key) {
 		return d.deleteUpload(ctx, path, key, keys, mayHoldUpload)
 	}

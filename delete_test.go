@@ -377,3 +377,22 @@ func TestDeleteOfAnUnlistedRecordAbortsItsUpload(t *testing.T) {
 	srv.SetFaults(costest.Faults{})
 	require.Empty(t, uploadsOf(t, d, ""), "multipart uploads left open")
 }
+
+// TestDeleteRemovesALeftMarker: a marker left by a Delete cut short (a
+// crash) is never listed as registry data, and goes with the next Delete
+// of its path (as the upload purger's).
+func TestDeleteRemovesALeftMarker(t *testing.T) {
+	ctx := context.Background()
+	srv := testenv.StartEmulator(t, costest.Options{})
+	d := newTestDriver(t, srv, nil)
+	putFiles(t, d, []string{"/_uploads/u1/startedat"})
+	marker := markerOf(internal(d).key("/_uploads/u1"))
+	_, err := d.Client().Object.Put(ctx, marker, strings.NewReader(""), nil)
+	require.NoError(t, err)
+	children, err := d.List(ctx, "/_uploads")
+	require.NoError(t, err)
+	require.Equal(t, []string{"/_uploads/u1"}, children)
+	require.NoError(t, d.Delete(ctx, "/_uploads/u1"))
+	_, err = d.Client().Object.Head(ctx, marker, nil)
+	require.Error(t, err, "the marker is gone")
+}
