@@ -65,13 +65,13 @@ type driver struct {
 	// presignInternal signs the redirects of clients in internalcidrs,
 	// for the bucket's private-network host (nil without internalcidrs).
 	presignInternal *cossdk.Client
-	params       Parameters
-	root         string       // rootdirectory without surrounding slashes
-	endpoints    endpoints    // where requests go (client.go)
-	httpClient   *http.Client // signs every request
-	requests     chan struct{}
-	buffers      *bufferPool
-	metrics      *metrics
+	params          Parameters
+	root            string       // rootdirectory without surrounding slashes
+	endpoints       endpoints    // where requests go (client.go)
+	httpClient      *http.Client // signs every request
+	requests        chan struct{}
+	buffers         *bufferPool
+	metrics         *metrics
 	// credentials sign every request (credentials.go).
 	credentials credentialSource
 	// heads are the answers of recent Stats, for the Move after (move.go).

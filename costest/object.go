@@ -248,6 +248,11 @@ func longSuffix(v string, size int64) bool {
 }
 
 func (q *request) getObject(head bool) error {
+	if !head {
+		if err := q.applyTrafficLimit(); err != nil {
+			return err
+		}
+	}
 	o, release, err := q.h.store.openObject(q.bucket, q.key)
 	if err != nil {
 		return err
