@@ -24,7 +24,7 @@ func (d *driver) RedirectURL(r *http.Request, path string) (string, error) {
 	if d.fromInternalNetwork(r) {
 		signer = d.presignInternal
 	}
-	var opt *cossdk.PresignedURLOptions
+	var opt any // a typed nil would be dereferenced by the SDK
 	if limit := d.trafficLimit(); limit != "" {
 		opt = &cossdk.PresignedURLOptions{Query: &url.Values{trafficLimitHeader: {limit}}}
 	}
