@@ -344,9 +344,10 @@ func (b *sha256Body) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// amzHeaderNames are the x-amz-* request headers COS takes as x-cos-*; the
-// prefixes below carry any suffix across (metadata, copy-source
-// conditions, encryption parameters).
+// amzHeaderNames are the x-amz-* request headers COS takes as x-cos-*
+// under another name; the prefixes below carry any suffix across
+// (metadata, copy-source conditions, encryption parameters). The copy
+// source itself changes form, not only name (s3View).
 var amzHeaderNames = map[string]string{
 	"X-Amz-Copy-Source-Range":                     "X-Cos-Copy-Source-Range",
 	"X-Amz-Storage-Class":                         "X-Cos-Storage-Class",
@@ -372,7 +373,7 @@ func (h *Handler) s3View(r *http.Request) (view *http.Request, pathStyle bool) {
 	for name, vs := range r.Header {
 		cosName, ok := amzHeaderNames[name]
 		for _, p := range amzHeaderPrefixes {
-			if rest, found := strings.CutPrefix(name, p); found {
+			if rest, found := strings.CutPrefix(name, p); found && !ok {
 				cosName, ok = "X-Cos-"+strings.TrimPrefix(p, "X-Amz-")+rest, true
 			}
 		}

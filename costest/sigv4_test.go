@@ -327,11 +327,15 @@ func TestSigV4AmzHeaders(t *testing.T) {
 	h := s3Handler(t, Options{})
 	data := randomBytes(3000, 5)
 	rec := serveV4(t, h, "PUT", "/src", data, map[string]string{
-		"X-Amz-Meta-Color": "blue", "X-Amz-Storage-Class": "STANDARD_IA", "X-Amz-Server-Side-Encryption": "AES256",
-		"X-Amz-Acl": "private", "Content-Type": "text/plain",
+		"X-Amz-Meta-Color": "blue", "X-Amz-Storage-Class": "STANDARD_IA", "X-Amz-Server-Side-Encryption": "cos/kms",
+		"X-Amz-Server-Side-Encryption-Aws-Kms-Key-Id": "kms-1", "X-Amz-Acl": "private", "Content-Type": "text/plain",
 	})
-	if rec.Code != 200 || rec.Header().Get("X-Amz-Server-Side-Encryption") != "AES256" {
+	if rec.Code != 200 || rec.Header().Get("X-Amz-Server-Side-Encryption") != "cos/kms" ||
+		rec.Header().Get("X-Amz-Server-Side-Encryption-Aws-Kms-Key-Id") != "kms-1" {
 		t.Fatalf("PUT: %d %v", rec.Code, rec.Header())
+	}
+	if o, _ := storedObject(h, "src"); o.Meta.Headers["X-Cos-Server-Side-Encryption-Cos-Kms-Key-Id"] != "kms-1" {
+		t.Fatalf("stored headers %v", o.Meta.Headers)
 	}
 	rec = serveV4(t, h, "HEAD", "/src", nil, nil)
 	if rec.Header().Get("X-Amz-Meta-Color") != "blue" || rec.Header().Get("X-Amz-Storage-Class") != "STANDARD_IA" || rec.Header().Get("X-Cos-Meta-Color") != "" {
