@@ -276,7 +276,7 @@ func (h *Handler) serve(q *request) error {
 		return q.copyObject()
 	case opAppendObject:
 		return q.appendObject()
-	case opGetBucketVersioning, opGetBucketLifecycle, opGetBucketAccelerate,
+	case opGetBucketVersioning, opGetBucketLifecycle, opGetBucketAccelerate, opGetBucketLocation,
 		opPutBucketVersioning, opPutBucketLifecycle, opPutBucketAccelerate, opDeleteBucketLifecycle:
 		return q.serveBucketConfig()
 	}

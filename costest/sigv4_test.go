@@ -312,6 +312,12 @@ func TestSigV4Addressing(t *testing.T) {
 			}
 		})
 	}
+	// GetBucketLocation, as S3 tools ask before anything else, and the
+	// Go SDK's GetLocation.
+	h0 := s3Handler(t, Options{Region: "ap-beijing"})
+	if rec := serveV4(t, h0, "GET", "/?location", nil, nil); rec.Code != 200 || !strings.Contains(rec.Body.String(), "<LocationConstraint>ap-beijing</LocationConstraint>") {
+		t.Fatalf("GetBucketLocation: %d %s", rec.Code, rec.Body)
+	}
 	// ListBuckets on the endpoint itself.
 	h := s3Handler(t, Options{})
 	req := httptest.NewRequest("GET", "http://127.0.0.1:9000/", nil)
