@@ -243,6 +243,9 @@ func (h *Handler) serve(q *request) error {
 	if q.pathStyle && !rec.Created.Before(pathStyleCutoff) {
 		return errPathStyleForbidden()
 	}
+	if err := q.unsupportedS3(); err != nil {
+		return err
+	}
 	switch q.op {
 	case opHeadBucket:
 		return q.headBucket()

@@ -425,6 +425,19 @@ func (q *request) wireName(name string) string {
 	return name
 }
 
+// unsupportedS3 refuses S3 features COS does not document, which the
+// emulator would otherwise answer as a plainer request (a silent wrong
+// success): GET or HEAD of one part of an object by partNumber (S3
+// answers that part only; AWS SDK for Go v2's transfer manager downloads
+// so). COS's answer is [UNCONFIRMED]: its GET Object page lists no
+// partNumber parameter.
+func (q *request) unsupportedS3() *cosError {
+	if q.s3 && (q.op == opGetObject || q.op == opHeadObject) && q.query.Has("partNumber") {
+		return newError(http.StatusNotImplemented, "NotImplemented", "GET Object by partNumber is not supported; ask for a Range.")
+	}
+	return nil
+}
+
 // errPathStyleForbidden is COS's answer to a path-style request for a
 // bucket created from 2024 on (path-style FAQ, doc 102489).
 func errPathStyleForbidden() *cosError {

@@ -223,6 +223,18 @@ func TestSigV4Header(t *testing.T) {
 	}
 }
 
+// TestSigV4Unsupported: S3 features COS does not have are refused, never
+// answered as a plainer request.
+func TestSigV4Unsupported(t *testing.T) {
+	h := s3Handler(t, Options{})
+	serveV4(t, h, "PUT", "/o", []byte("whole object"), nil)
+	for _, target := range []string{"/o?partNumber=1", "/o?tagging", "/?versions", "/?acl"} {
+		req := httptest.NewRequest("GET", "http://127.0.0.1/"+DefaultBucket+target, nil)
+		signV4(req, DefaultSecretID, DefaultSecretKey, time.Now(), sha256Hex(nil))
+		wantAnswer(t, req, fuzzServe(t, h, req), 501, "NotImplemented")
+	}
+}
+
 func TestSigV4Presign(t *testing.T) {
 	h := s3Handler(t, Options{})
 	data := []byte("presigned")
