@@ -127,20 +127,60 @@ func TestMigrateFromS3AWS(t *testing.T) {
 	restart := startUpload(t, reg, "team/app")
 	finishUpload(t, restart, dgst, pending)
 	fetchBlob(t, reg, "team/app", dgst, len(pending))
-	// Pushes continue.
+	// Pushes continue; one moves a tag, leaving the 12 MiB image untagged.
 	newer := registrytest.NewImage(t, 57, 6*mib)
 	push(t, reg.Ref(t, "team/app:v3"), newer)
 	pushed = append(pushed, migratedImage{repo: "team/app", tag: "v3", image: newer})
+	retagged := registrytest.NewImage(t, 59, 4000)
+	push(t, reg.Ref(t, "team/app:1.2"), retagged)
+	for i := range pushed {
+		if pushed[i].repo == "team/app" && pushed[i].tag == "1.2" {
+			pushed[i].image = retagged
+		}
+	}
 	reg.Close()
 
 	// The collectors: registry-cos garbage-collect on this bucket, upstream's
-	// (storage.MarkAndSweep on the s3-aws driver) on a copy of it.
+	// (storage.MarkAndSweep on the s3-aws driver) on a copy of it; first as
+	// by default, then with --delete-untagged.
+	blobKey := func(d digest.Digest) string {
+		return strings.TrimPrefix(migrationRoot, "/") + "/docker/registry/v2/blobs/sha256/" + d.Encoded()[:2] + "/" + d.Encoded() + "/data"
+	}
+	removed, total := collectLikeUpstream(t, emulator, dataDir, storage.GCOpts{Quiet: true})
+	if !slices.Contains(removed, blobKey(digest.FromBytes(orphan))) {
+		t.Fatalf("the collections left the orphan blob (removed %v)", removed)
+	}
+	t.Logf("garbage-collect: both collectors removed the same %d of %d keys", len(removed), total)
+	largeLayers, err := large.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	removed, total = collectLikeUpstream(t, emulator, dataDir, storage.GCOpts{Quiet: true, RemoveUntagged: true})
+	if d := digest.Digest(mustDigest(t, largeLayers[0]).String()); !slices.Contains(removed, blobKey(d)) {
+		t.Fatalf("--delete-untagged left the untagged image's layer %s (removed %v)", d, removed)
+	}
+	t.Logf("garbage-collect --delete-untagged: both collectors removed the same %d of %d keys", len(removed), total)
+
+	// The way back: upstream on s3-aws serves what registry-cos wrote.
+	back := registrytest.Start(t, s3AWSConfig(t, emulator))
+	verifyMigrated(t, back, pushed)
+	push(t, back.Ref(t, "team/app:v4"), registrytest.NewImage(t, 58, 3000))
+}
+
+// collectLikeUpstream runs registry-cos garbage-collect with opts on the
+// emulator's bucket, and upstream's collector (storage.MarkAndSweep on the
+// s3-aws driver) with the same options on a copy of it, and fails unless
+// both leave the same keys. It returns the keys removed and how many there
+// were.
+func collectLikeUpstream(t *testing.T, emulator *costest.Server, dataDir string, opts storage.GCOpts) (removed []string, total int) {
+	t.Helper()
+	ctx := testContext(t)
 	twin, before := copyEmulator(t, emulator, dataDir)
 	cosConfig, err := configuration.Parse(strings.NewReader(registryConfigYAML(emulator, registryOptions{RootDirectory: migrationRoot})))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := garbageCollect(ctx, cosConfig, storage.GCOpts{Quiet: true}); err != nil {
+	if err := garbageCollect(ctx, cosConfig, opts); err != nil {
 		t.Fatalf("registry-cos garbage-collect: %v", err)
 	}
 	upstreamConfig := s3AWSConfig(t, twin)
@@ -148,11 +188,11 @@ func TestMigrateFromS3AWS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	namespace, err := storage.NewRegistry(ctx, driver)
+	namespace, err := storage.NewRegistry(ctx, driver) // as upstream's garbage-collect command builds it
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := storage.MarkAndSweep(ctx, driver, namespace, storage.GCOpts{Quiet: true}); err != nil {
+	if err := storage.MarkAndSweep(ctx, driver, namespace, opts); err != nil {
 		t.Fatalf("upstream garbage-collect on s3-aws: %v", err)
 	}
 	ours, theirs := bucketKeys(t, emulator), bucketKeys(t, twin)
@@ -160,17 +200,7 @@ func TestMigrateFromS3AWS(t *testing.T) {
 		t.Fatalf("after the collections the buckets differ:\nonly registry-cos kept %v\nonly upstream kept %v",
 			difference(ours, theirs), difference(theirs, ours))
 	}
-	removed := difference(before, ours)
-	orphanKey := strings.TrimPrefix(migrationRoot, "/") + "/docker/registry/v2/blobs/sha256/" + digest.FromBytes(orphan).Encoded()[:2] + "/" + digest.FromBytes(orphan).Encoded() + "/data"
-	if !slices.Contains(removed, orphanKey) {
-		t.Fatalf("the collections left the orphan blob (removed %v)", removed)
-	}
-	t.Logf("both collectors removed the same %d of %d keys", len(removed), len(before))
-
-	// The way back: upstream on s3-aws serves what registry-cos wrote.
-	back := registrytest.Start(t, s3AWSConfig(t, emulator))
-	verifyMigrated(t, back, pushed)
-	push(t, back.Ref(t, "team/app:v4"), registrytest.NewImage(t, 58, 3000))
+	return difference(before, ours), len(before)
 }
 
 // verifyMigrated checks that reg lists every repository and tag pushed and
