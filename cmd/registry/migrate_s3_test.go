@@ -49,8 +49,9 @@ func s3AWSConfig(t *testing.T, emulator *costest.Server) *configuration.Configur
 // surface (repositories, tags, an index, a layer above the chunk size, a
 // cross-repository mount, an upload left half-way), then registry-cos on
 // the same bucket and rootdirectory serves every tag and blob with its
-// digest, takes further pushes, and its garbage-collect removes exactly
-// what upstream's collector removes from a copy of the same bucket. Then
+// digest, takes further pushes (one moving a tag), and its garbage-collect
+// removes exactly what upstream's collector removes from a copy of the same
+// bucket, by default and with --delete-untagged. Then
 // the way back: upstream on s3-aws serves what registry-cos wrote.
 func TestMigrateFromS3AWS(t *testing.T) {
 	dataDir := t.TempDir()
