@@ -16,13 +16,12 @@ package costest
 //     code and message). Older buckets keep path-style, so
 //     Options.BucketCreated can date the default bucket before 2024.
 //   - x-amz-checksum-* headers are ignored, not verified: third-party
-//     reports (milvus-storage's S3 options: "Tencent COS ... will silently
-//     ignore the checksum header"; its PR #500) say COS honours only
-//     Content-MD5. DELETE Multiple Objects therefore still needs
+//     reports (the S3 options of milvus-io/milvus-storage, which note that
+//     COS ignores the checksum header, and its PR #500) say COS honours
+//     only Content-MD5. DELETE Multiple Objects therefore still needs
 //     Content-MD5, which AWS SDKs no longer send since their 2025 checksum
-//     change (tiered-storage-for-apache-kafka issue #694: "Error Deleting
-//     Chunks from Tencent Cloud COS via S3 API: Missing Content-MD5
-//     Header").
+//     change (Aiven-Open/tiered-storage-for-apache-kafka issue #694: batch
+//     deletes on COS through the S3 API fail for the missing Content-MD5).
 //   - aws-chunked bodies (x-amz-content-sha256 STREAMING-*), which AWS SDK
 //     for Go v2 sends over HTTPS by default with a trailing checksum, are
 //     refused: the same PR reports the SDKs' aws-chunked streaming is not
