@@ -3,9 +3,7 @@ package s3compat
 import (
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"testing"
 
@@ -31,7 +29,10 @@ func TestUpstreamS3AWSDriverSuite(t *testing.T) {
 		t.Skip("runs go test on the upstream package: minutes")
 	}
 	srv := startEmulator(t)
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("this test runs the go command on the upstream package: %v", err)
+	}
 	cmd := exec.Command(goBin, "test", "-short", "-count=1", "-v", "-timeout", "30m", "-skip", "^TestClientTransport$", upstreamS3Package)
 	cmd.Env = append(os.Environ(),
 		"AWS_ACCESS_KEY="+srv.SecretID, "AWS_SECRET_KEY="+srv.SecretKey, "AWS_REGION="+srv.Region,
