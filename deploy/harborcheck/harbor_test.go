@@ -112,7 +112,7 @@ func TestHarborEndToEnd(t *testing.T) {
 	pgPort, redisPort, registryPort, ctlPort, corePort, jobPort := ports[0], ports[1], ports[2], ports[3], ports[4], ports[5]
 
 	startPostgres(t, postgresBin, filepath.Join(run, "pg"), pgPort)
-	startProcess(t, "redis", exec.Command(redisServer, "--port", pgString(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"))
+	startProcess(t, exec.Command(redisServer, "--port", portString(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"))
 	waitTCP(t, redisPort)
 	cache := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", redisPort), DB: 1})
 	t.Cleanup(func() { cache.Close() })
@@ -133,14 +133,14 @@ func TestHarborEndToEnd(t *testing.T) {
 	registryConfig := filepath.Join(run, "registry.yml")
 	writeFile(t, registryConfig, fmt.Sprintf(registryConfigTemplate, emulator.Bucket, emulator.Region, emulator.URL,
 		"http://localhost:"+emulatorPort, emulator.SecretID, emulator.SecretKey, redisPort, registryPort, filepath.Join(run, "passwd")))
-	startProcess(t, "registry", exec.Command(registryCos, "serve", registryConfig))
+	startProcess(t, exec.Command(registryCos, "serve", registryConfig))
 	waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/v2/", registryPort), http.StatusUnauthorized)
 
 	ctlConfig := filepath.Join(run, "registryctl.yml")
 	writeFile(t, ctlConfig, fmt.Sprintf("---\nprotocol: \"http\"\nport: %d\nlog_level: info\nregistry_config: %q\n", ctlPort, registryConfig))
 	ctl := exec.Command(registryCos, "registryctl", "-c", ctlConfig)
 	ctl.Env = append(os.Environ(), "JOBSERVICE_SECRET="+jobSecret, "CORE_SECRET="+coreSecret)
-	startProcess(t, "registryctl", ctl)
+	startProcess(t, ctl)
 	waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/api/health", ctlPort), http.StatusOK)
 
 	portal := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {})}
@@ -156,7 +156,7 @@ func TestHarborEndToEnd(t *testing.T) {
 		"_REDIS_URL_CORE":                fmt.Sprintf("redis://127.0.0.1:%d/0?idle_timeout_seconds=30", redisPort),
 		"_REDIS_URL_REG":                 fmt.Sprintf("redis://127.0.0.1:%d/1?idle_timeout_seconds=30", redisPort),
 		"EXT_ENDPOINT":                   coreURL,
-		"POSTGRESQL_PORT":                pgString(pgPort),
+		"POSTGRESQL_PORT":                portString(pgPort),
 		"REGISTRY_URL":                   fmt.Sprintf("http://127.0.0.1:%d", registryPort),
 		"PORTAL_URL":                     "http://" + portalListener.Addr().String(),
 		"TOKEN_SERVICE_URL":              coreURL + "/service/token",
@@ -164,7 +164,7 @@ func TestHarborEndToEnd(t *testing.T) {
 		"CORE_LOCAL_URL":                 coreURL,
 		"JOBSERVICE_URL":                 fmt.Sprintf("http://127.0.0.1:%d", jobPort),
 		"REGISTRY_CONTROLLER_URL":        fmt.Sprintf("http://127.0.0.1:%d", ctlPort),
-		"PORT":                           pgString(corePort),
+		"PORT":                           portString(corePort),
 		"REGISTRY_STORAGE_PROVIDER_NAME": "cos",
 	})
 	waitHTTP(t, coreURL+"/api/v2.0/ping", http.StatusOK)
@@ -383,7 +383,7 @@ func startCore(t *testing.T, harbor harborBuild, dir string, env map[string]stri
 	cmd := exec.Command(harbor.core)
 	cmd.Dir = dir
 	cmd.Env = environ(vars)
-	startProcess(t, "core", cmd)
+	startProcess(t, cmd)
 }
 
 // startJobservice starts Harbor's jobservice, which loads its
@@ -435,7 +435,7 @@ max_retrieve_size_mb: 10
 		"JOBSERVICE_WEBHOOK_JOB_HTTP_CLIENT_TIMEOUT": "3",
 		"LOG_LEVEL":                                  "info",
 	})
-	startProcess(t, "jobservice", cmd)
+	startProcess(t, cmd)
 }
 
 // environ is PATH and HOME of this process plus vars, as a process
@@ -468,17 +468,19 @@ func startPostgres(t *testing.T, bin, dir string, port int) {
 		}
 	}
 	asPostgres := func(cmd *exec.Cmd) *exec.Cmd {
+		// In a directory the postgres user may enter.
+		cmd.Dir = dir
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 		return cmd
 	}
 	data := filepath.Join(dir, "data")
 	runCommand(t, asPostgres(exec.Command(filepath.Join(bin, "initdb"), "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8")))
-	startProcess(t, "postgres", asPostgres(exec.Command(filepath.Join(bin, "postgres"), "-D", data, "-p", pgString(port), "-k", dir, "-c", "listen_addresses=127.0.0.1")))
+	startProcess(t, asPostgres(exec.Command(filepath.Join(bin, "postgres"), "-D", data, "-p", portString(port), "-k", dir, "-c", "listen_addresses=127.0.0.1")))
 	waitTCP(t, port)
 	// The server accepts connections a moment before it accepts queries.
 	deadline := time.Now().Add(time.Minute)
 	for {
-		out, err := exec.Command(filepath.Join(bin, "psql"), "-h", "127.0.0.1", "-p", pgString(port), "-U", "postgres", "-c", "create database registry;").CombinedOutput()
+		out, err := exec.Command(filepath.Join(bin, "psql"), "-h", "127.0.0.1", "-p", portString(port), "-U", "postgres", "-c", "create database registry;").CombinedOutput()
 		if err == nil {
 			return
 		}
@@ -770,20 +772,10 @@ func cachedDigests(t *testing.T, cache *redis.Client, set blobSet) []string {
 
 // --- processes, ports, files ---
 
-// startProcess starts cmd, its output in a buffer logged if the test
-// fails, and stops it when the test ends.
-func startProcess(t *testing.T, name string, cmd *exec.Cmd) *testenv.Process {
-	p := testenv.StartProcess(t, cmd)
-	t.Cleanup(func() {
-		if t.Failed() {
-			out := p.Output.String()
-			if len(out) > 20000 {
-				out = "..." + out[len(out)-20000:]
-			}
-			t.Logf("%s printed (last 20000 bytes):\n%s", name, out)
-		}
-	})
-	return p
+// startProcess starts cmd; it is stopped when the test ends, and what it
+// printed is logged if the test failed.
+func startProcess(t *testing.T, cmd *exec.Cmd) {
+	testenv.StartProcess(t, cmd)
 }
 
 // waitHTTP waits until url answers with status.
@@ -839,7 +831,7 @@ func freePorts(t *testing.T, n int) []int {
 	return ports
 }
 
-func pgString(port int) string { return strconv.Itoa(port) }
+func portString(port int) string { return strconv.Itoa(port) }
 
 // build runs go build in dir.
 func build(t *testing.T, dir, out, pkg string) {
