@@ -62,17 +62,22 @@ type driver struct {
 	// upload listings, HEAD Bucket): client, but for acceleration.
 	bucketClient *cossdk.Client
 	presign      *cossdk.Client // redirect URLs, signed for the host clients use
-	params       Parameters
-	root         string       // rootdirectory without surrounding slashes
-	endpoints    endpoints    // where requests go (client.go)
-	httpClient   *http.Client // signs every request
-	requests     chan struct{}
-	buffers      *bufferPool
-	metrics      *metrics
+	// presignInternal signs the redirects of clients in internalcidrs,
+	// for the bucket's private-network host (nil without internalcidrs).
+	presignInternal *cossdk.Client
+	params          Parameters
+	root            string       // rootdirectory without surrounding slashes
+	endpoints       endpoints    // where requests go (client.go)
+	httpClient      *http.Client // signs every request
+	requests        chan struct{}
+	buffers         *bufferPool
+	metrics         *metrics
 	// credentials sign every request (credentials.go).
 	credentials credentialSource
 	// heads are the answers of recent Stats, for the Move after (move.go).
 	heads *headMemo
+	// background runs what Deletes leave running (background.go).
+	background *backgroundWork
 }
 
 // Format prints the driver as its parameters with the secrets left out.
@@ -161,7 +166,7 @@ func (d *driver) putObject(ctx context.Context, key string, meta http.Header, co
 	b := body(content)
 	size, crc := b.size(), b.crc()
 	return d.do(ctx, "PutObject", key, func(ctx context.Context) (*cossdk.Response, error) {
-		opt := &cossdk.ObjectPutOptions{ObjectPutHeaderOptions: d.putHeaders(size)}
+		opt := &cossdk.ObjectPutOptions{ObjectPutHeaderOptions: d.putHeaders(key, size)}
 		if meta != nil {
 			opt.XCosMetaXXX = &meta
 		}
@@ -202,11 +207,12 @@ func (b body) reader() io.Reader {
 	return io.MultiReader(readers...)
 }
 
-// putHeaders are the headers of every object write.
-func (d *driver) putHeaders(length int) *cossdk.ObjectPutHeaderOptions {
+// putHeaders are the headers of every object write of length bytes (-1:
+// a multipart upload, whose length is not known yet) at key.
+func (d *driver) putHeaders(key string, length int) *cossdk.ObjectPutHeaderOptions {
 	h := &cossdk.ObjectPutHeaderOptions{
 		ContentType:      "application/octet-stream",
-		XCosStorageClass: d.params.StorageClass,
+		XCosStorageClass: d.storageClass(key, int64(length)),
 	}
 	if length >= 0 {
 		h.ContentLength = int64(length)
@@ -354,19 +360,6 @@ func (d *driver) deleteObject(ctx context.Context, key string) error {
 	return d.do(ctx, "DeleteObject", key, func(ctx context.Context) (*cossdk.Response, error) {
 		return d.client.Object.Delete(ctx, key)
 	})
-}
-
-// RedirectURL returns a presigned GET or HEAD URL valid for redirectexpiry,
-// signed for the host the client will use. Other methods get "".
-func (d *driver) RedirectURL(r *http.Request, path string) (string, error) {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		return "", nil
-	}
-	u, err := d.presign.Object.GetPresignedURL2(r.Context(), r.Method, d.key(path), d.params.RedirectExpiry, nil)
-	if err != nil {
-		return "", err
-	}
-	return u.String(), nil
 }
 
 // Client returns the COS SDK client the driver sends its requests with,

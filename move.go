@@ -109,7 +109,7 @@ func (d *driver) copySource(key string) string {
 func (d *driver) copyObject(ctx context.Context, src, dst string, head objectHead, ifMatch string) error {
 	var result *cossdk.ObjectCopyResult
 	err := d.do(ctx, "CopyObject", dst, func(ctx context.Context) (*cossdk.Response, error) {
-		h := &cossdk.ObjectCopyHeaderOptions{XCosStorageClass: d.params.StorageClass, XCosCopySourceIfMatch: ifMatch}
+		h := &cossdk.ObjectCopyHeaderOptions{XCosStorageClass: d.storageClass(dst, head.size), XCosCopySourceIfMatch: ifMatch}
 		d.encryption(func(name, value string) {
 			if h.XOptionHeader == nil {
 				h.XOptionHeader = &http.Header{}

@@ -30,7 +30,7 @@ func (d *driver) initiate(ctx context.Context, key string, meta http.Header, kee
 	start := time.Now()
 	err := d.do(ctx, "InitiateMultipartUpload", key, func(ctx context.Context) (*cossdk.Response, error) {
 		attempts++
-		opt := &cossdk.InitiateMultipartUploadOptions{ObjectPutHeaderOptions: d.putHeaders(-1)}
+		opt := &cossdk.InitiateMultipartUploadOptions{ObjectPutHeaderOptions: d.putHeaders(key, -1)}
 		if meta != nil {
 			opt.XCosMetaXXX = &meta
 		}

@@ -91,6 +91,12 @@ func (d *driver) getRange(ctx context.Context, key string, start, end int64, ifM
 	var head objectHead
 	err := d.do(ctx, "GetObject", key, func(ctx context.Context) (*cossdk.Response, error) {
 		opt := &cossdk.ObjectGetOptions{Range: fmt.Sprintf("bytes=%d-%d", start, end-1)}
+		if isBlobData(d.pathOf(key)) {
+			// trafficlimit caps a blob download as it caps a redirected
+			// client's; the registry's small reads (links, manifests' links)
+			// are not downloads.
+			opt.XCosTrafficLimit = int(d.params.TrafficLimit * 8)
+		}
 		if ifMatch != "" {
 			opt.XOptionHeader = &http.Header{"If-Match": []string{ifMatch}}
 		}

@@ -39,6 +39,7 @@ import (
 	"github.com/spf13/cobra"
 
 	_ "github.com/registry-cos/cos"
+	_ "github.com/registry-cos/cos/tencentcdn"
 )
 
 // programName prefixes every error line the binary prints.
