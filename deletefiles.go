@@ -3,7 +3,6 @@ package cos
 import (
 	"context"
 	"strings"
-	"sync"
 )
 
 // DeleteFiles removes the files at paths: exactly those keys, nothing under
@@ -54,12 +53,3 @@ func commonPrefix(a, b string) string {
 	}
 	return a[:n]
 }
-
-// backgroundWork counts the background parts of Deletes under way.
-var backgroundWork sync.WaitGroup
-
-// WaitBackground waits until the background parts of the Deletes made so
-// far (what an upload directory's Delete confirms after it returns) have
-// ended. A replica never needs it; a command that deletes and then exits,
-// such as purge-uploads, calls it so its deletes are whole when it exits.
-func WaitBackground() { backgroundWork.Wait() }

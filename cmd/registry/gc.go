@@ -88,6 +88,9 @@ func garbageCollect(ctx context.Context, config *configuration.Configuration, op
 		opts.Evict = gc.RedisEvictor(cache, opts.Concurrency)
 	}
 	if _, err := gc.Collect(ctx, driver, opts.Options); err != nil {
+		return fmt.Errorf("failed to garbage collect: %w", errors.Join(err, waitBackground(ctx, driver)))
+	}
+	if err := waitBackground(ctx, driver); err != nil {
 		return fmt.Errorf("failed to garbage collect: %w", err)
 	}
 	if cache == nil && !opts.DryRun && !opts.Quiet && inMemoryCache(config) {
@@ -130,8 +133,19 @@ func upstreamGarbageCollect(ctx context.Context, driver storagedriver.StorageDri
 		return fmt.Errorf("failed to construct registry: %w", err)
 	}
 	err = storage.MarkAndSweep(ctx, d, namespace, opts)
-	if err := errors.Join(err, d.Wait()); err != nil {
+	err = errors.Join(err, d.Wait(), waitBackground(ctx, driver))
+	if err != nil {
 		return fmt.Errorf("failed to garbage collect: %w", err)
+	}
+	return nil
+}
+
+// waitBackground waits for the work driver's Deletes left running (the cos
+// driver ends a Delete's confirming part off the caller's path, see
+// cos.Driver.Wait): a command must not exit before it ends.
+func waitBackground(ctx context.Context, driver storagedriver.StorageDriver) error {
+	if bg, ok := driver.(interface{ Wait(context.Context) error }); ok {
+		return bg.Wait(ctx)
 	}
 	return nil
 }

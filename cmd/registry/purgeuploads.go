@@ -12,8 +12,6 @@ import (
 	"github.com/distribution/distribution/v3/registry"
 	"github.com/distribution/distribution/v3/registry/storage"
 	"github.com/spf13/cobra"
-
-	"github.com/registry-cos/cos"
 )
 
 // defaultPurgeAge is --older-than's default: the registry's own default
@@ -73,9 +71,11 @@ func purgeUploads(ctx context.Context, config *configuration.Configuration, olde
 	}
 	deleted, errs := storage.PurgeUploads(ctx, driver, time.Now().Add(-olderThan), !dryRun)
 	// The cos driver confirms an upload directory's delete (its startedat
-	// goes last) after Delete returns; a process that exits first would
+	// goes last) after Delete returns; a process that exited first would
 	// leave the directory for the next purge.
-	cos.WaitBackground()
+	if err := waitBackground(ctx, driver); err != nil {
+		errs = append(errs, err)
+	}
 	verb := "deleted"
 	if dryRun {
 		verb = "eligible for deletion"
