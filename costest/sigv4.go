@@ -65,10 +65,13 @@ var pathStyleCutoff = time.Date(2024, 1, 1, 0, 0, 0, 0, time.FixedZone("CST", 8*
 
 // isSigV4 reports whether a request is signed the AWS way (Signature
 // Version 4 in the header or the query, or Version 2 in the header, which
-// authenticateV4 refuses) rather than with q-sign.
+// authenticateV4 refuses) rather than with q-sign. An Authorization header
+// decides alone, so a q-sign request stays one whatever its query holds.
 func isSigV4(r *http.Request, query url.Values) bool {
-	auth := r.Header.Get("Authorization")
-	return strings.HasPrefix(auth, sigV4Algorithm) || strings.HasPrefix(auth, "AWS ") || query.Has("X-Amz-Algorithm")
+	if auth := r.Header.Get("Authorization"); auth != "" {
+		return strings.HasPrefix(auth, sigV4Algorithm) || strings.HasPrefix(auth, "AWS ")
+	}
+	return query.Has("X-Amz-Algorithm")
 }
 
 // sigV4Fields is a parsed SigV4 authorization, from the header or the
