@@ -164,11 +164,11 @@ type request struct {
 	requestID string
 	now       time.Time
 	// s3 marks a request signed with AWS SigV4 (sigv4.go): r is then its
-	// s3View, signed the request as it arrived, and pathStyle tells that
-	// it named its bucket in the path.
-	s3        bool
-	pathStyle bool
-	signed    *http.Request
+	// s3View, signed the request as it arrived, and pathBucket the bucket
+	// it named in its path (path-style), if it did.
+	s3         bool
+	pathBucket string
+	signed     *http.Request
 }
 
 // ServeHTTP answers one COS request.
@@ -180,10 +180,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.serveHTT
 func (h *Handler) serveHTTP(w http.ResponseWriter, r *http.Request, service bool) {
 	faults := h.faults.get()
 	query := parseQuery(r.URL.RawQuery)
-	view, s3, pathStyle := r, false, false
+	view, s3, pathBucket := r, false, ""
 	if isSigV4(r, query) {
 		s3 = true
-		view, pathStyle = h.s3View(r)
+		view, pathBucket = h.s3View(r)
 	}
 	op := operationOf(view, query, service)
 	if h.misbehavior().OmitCRC64 {
@@ -196,7 +196,7 @@ func (h *Handler) serveHTTP(w http.ResponseWriter, r *http.Request, service bool
 	r.Body = body
 	view.Body = body
 
-	q := &request{h: h, w: rw, r: view, signed: r, s3: s3, pathStyle: pathStyle, query: query, op: op, requestID: h.newRequestID()}
+	q := &request{h: h, w: rw, r: view, signed: r, s3: s3, pathBucket: pathBucket, query: query, op: op, requestID: h.newRequestID()}
 	hdr := rw.Header()
 	hdr.Set("Server", "tencent-cos")
 	hdr.Set("x-cos-request-id", q.requestID)
@@ -224,6 +224,10 @@ func (h *Handler) serve(q *request) error {
 	bucket, region, named := bucketFromHost(q.r.Host)
 	if !named {
 		bucket, region = h.bucket, h.region
+		if q.pathBucket != "" {
+			// A path-style name no COS host carries: no such bucket.
+			bucket = q.pathBucket
+		}
 	}
 	q.bucket = bucket
 	// The key is the decoded path without its leading slash. A request
@@ -240,7 +244,7 @@ func (h *Handler) serve(q *request) error {
 	if !ok || (named && region != rec.Region && region != "accelerate") {
 		return errNoSuchBucket()
 	}
-	if q.pathStyle && !rec.Created.Before(pathStyleCutoff) {
+	if q.pathBucket != "" && !rec.Created.Before(pathStyleCutoff) {
 		return errPathStyleForbidden()
 	}
 	if err := q.unsupportedS3(); err != nil {
