@@ -7,7 +7,9 @@
 // header, presigned URLs, temporary keys with session tokens), COS error XML,
 // quoted MD5 ETags, x-cos-hash-crc64ecma checksums, v1 object listing with
 // marker and delimiter, multipart uploads, server-side copies and appendable
-// objects, with the size limits and error codes COS applies.
+// objects, with the size limits and error codes COS applies. A download
+// honours x-cos-traffic-limit (header or presigned query parameter) and
+// Stats.TrafficLimits counts the downloads served at a limit.
 //
 // Objects live in memory (Options.Dir empty) or on disk under Options.Dir,
 // where objects and in-progress multipart uploads survive a restart. Large
