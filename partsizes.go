@@ -150,8 +150,9 @@ func (w *writer) nextSink(size int64, last bool) (sink, error) {
 	}
 	n := w.nextPart + 1
 	if n > limit {
-		return sink{}, fmt.Errorf("cos: %s cannot grow past %d bytes: COS allows %d parts of at most %d bytes, and parts of a blob written in chunks of %d grow to that size from part %d on",
-			w.path, w.size-int64(len(w.pending())), limit, int64(maxPartSize), w.partSize, firstFullPart(int64(w.partSize), limit))
+		chunk := int64(w.partSize)
+		return sink{}, fmt.Errorf("cos: %s cannot grow past %d bytes: COS allows %d parts of at most %d bytes, and with chunksize %d parts grow to that size from part %d on",
+			w.path, maxUploadSize(chunk, limit), limit, int64(maxPartSize), chunk, firstFullPart(chunk, limit))
 	}
 	if last || size >= partTarget(int64(w.partSize), limit, n) {
 		w.nextPart = n
