@@ -63,7 +63,8 @@ type Options struct {
 	Identity *IdentityOptions
 	// BucketConfig is the bucket configuration reported (bucketconfig.go).
 	BucketConfig BucketConfig
-	// Misbehavior breaks COS rules on purpose, for tests of `check`.
+	// Misbehavior breaks COS rules on purpose, for tests of `check`
+	// (misbehavior.go).
 	Misbehavior Misbehavior
 }
 
