@@ -64,7 +64,8 @@ type Options struct {
 	Identity *IdentityOptions
 	// BucketConfig is the bucket configuration reported (bucketconfig.go).
 	BucketConfig BucketConfig
-	// Misbehavior breaks COS rules on purpose, for tests of `check`.
+	// Misbehavior breaks COS rules on purpose, for tests of `check`
+	// (misbehavior.go).
 	Misbehavior Misbehavior
 	// MaxParts, when not 0, lowers COS's part-number limit (10,000), so
 	// that tests reach it at small sizes. Test-only: COS has no such knob.
