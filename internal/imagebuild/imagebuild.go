@@ -13,10 +13,10 @@ package imagebuild
 import (
 	"archive/tar"
 	"bytes"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"os"
-	"encoding/pem"
 	"sort"
 	"strings"
 	"time"
@@ -193,10 +193,10 @@ func platformImage(opts Options, base v1.Layer, platform v1.Platform, binaryPath
 		User:         fmt.Sprintf("%d:%d", UID, GID),
 		ExposedPorts: map[string]struct{}{Port: {}},
 		Env:          Env,
-		Entrypoint: []string{BinaryPath},
-		Cmd:        []string{"serve", ConfigPath},
-		WorkingDir: "/",
-		Labels:     labels,
+		Entrypoint:   []string{BinaryPath},
+		Cmd:          []string{"serve", ConfigPath},
+		WorkingDir:   "/",
+		Labels:       labels,
 	}
 	img, err = mutate.ConfigFile(img, cfg)
 	if err != nil {
