@@ -121,6 +121,7 @@ func newDriver(ctx context.Context, p Parameters, e endpoints) (*driver, error) 
 		buffers:   newBufferPool(int(p.ChunkSize), int(p.MaxBufferMemory/p.ChunkSize), defaultMetrics.bufferBytes),
 		metrics:   defaultMetrics,
 	}
+	d.background = newBackgroundWork()
 	d.metrics.bufferLimit.Set(float64(p.MaxBufferMemory / p.ChunkSize * p.ChunkSize))
 	credentials, err := newCredentialSource(ctx, p)
 	if err != nil {

@@ -73,6 +73,8 @@ type driver struct {
 	credentials credentialSource
 	// heads are the answers of recent Stats, for the Move after (move.go).
 	heads *headMemo
+	// background runs what Deletes leave running (background.go).
+	background *backgroundWork
 }
 
 // Format prints the driver as its parameters with the secrets left out.

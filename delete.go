@@ -9,7 +9,6 @@ import (
 	"time"
 
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
-	"github.com/sirupsen/logrus"
 	cossdk "github.com/tencentyun/cos-go-sdk-v5"
 )
 
@@ -121,7 +120,7 @@ func (d *driver) deleteUpload(ctx context.Context, path, key string, keys []stri
 	if err := d.abortUploadsIf(ctx, key, mayHoldUpload); err != nil {
 		return err
 	}
-	inBackground(ctx, "settling deleted upload directory "+key, func(ctx context.Context) error {
+	d.background.start(ctx, "settling deleted upload directory "+key, func(ctx context.Context) error {
 		return d.settleUpload(ctx, key, first, anchored)
 	})
 	return nil
@@ -175,37 +174,10 @@ const (
 	// listing right after the delete would show it only without lag, and
 	// without lag one listing a moment later suffices.
 	backgroundFirstWait = 250 * time.Millisecond
-	// maxBackground bounds the background parts running at once in a
-	// process; beyond it a Delete does its part before it returns.
+	// maxBackground bounds the background parts a driver runs at once;
+	// beyond it a Delete does its part before it returns (background.go).
 	maxBackground = 256
 )
-
-// background holds one token per background part running. It is shared
-// by the drivers of a process because the bound is about the process's
-// goroutines and connections.
-var background = make(chan struct{}, maxBackground)
-
-// inBackground runs f in a goroutine, with ctx's values but not its
-// cancellation, bounded in time, or runs it at once when maxBackground are
-// running. Its errors are logged: what it leaves is the upload purger's.
-func inBackground(ctx context.Context, what string, f func(context.Context) error) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*maxSettle)
-	run := func() {
-		defer cancel()
-		if err := f(ctx); err != nil {
-			logrus.WithField("driver", DriverName).Warnf("%s: %v (the upload purger removes what is left)", what, rootCause(err))
-		}
-	}
-	select {
-	case background <- struct{}{}:
-		go func() {
-			defer func() { <-background }()
-			run()
-		}()
-	default:
-		run()
-	}
-}
 
 // settle lists the tree under key until the listing reflects a moment
 // after this call: it shows none of the keys in deleted (deleted just

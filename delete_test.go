@@ -153,25 +153,21 @@ func TestDeleteUploadCosts(t *testing.T) {
 	require.EqualValues(t, 1, st.Count("ListObjects"))
 	_, err := d.Stat(ctx, "/r/_uploads/u1/startedat")
 	require.NoError(t, err, "startedat stays until the listing has caught up")
-	require.Eventually(t, func() bool {
-		_, err := internal(d).head(ctx, "r/_uploads/u1/startedat")
-		return isNotFound(err)
-	}, 10*time.Second, 20*time.Millisecond, "startedat is deleted in the background")
+	require.NoError(t, d.Wait(ctx))
+	_, err = internal(d).head(ctx, "r/_uploads/u1/startedat")
+	require.True(t, isNotFound(err), "startedat is deleted in the background: %v", err)
 	st = srv.Stats()
 	require.EqualValues(t, 2, st.Count("ListObjects"), "requests: %v", st.Requests)
 	require.EqualValues(t, 2, st.Count("DeleteMultipleObjects"), "requests: %v", st.Requests)
 	require.EqualValues(t, 1, st.Count("ListMultipartUploads"), "requests: %v", st.Requests)
 }
 
-// waitUploadsGone waits until no key is left under root/_uploads/ (the
-// background part of Delete has ended) and fails after 10s.
+// waitUploadsGone waits for the background part of Delete to end and
+// checks that no key is left under root/_uploads/.
 func waitUploadsGone(t *testing.T, d *Driver, root string) {
 	t.Helper()
-	var left []string
-	require.Eventually(t, func() bool {
-		left = filesUnder(t, d, root, "/_uploads/")
-		return len(left) == 0
-	}, 10*time.Second, 20*time.Millisecond, "keys left: %v", &left)
+	require.NoError(t, d.Wait(context.Background()))
+	require.Empty(t, filesUnder(t, d, root, "/_uploads/"), "keys left")
 }
 
 // filesUnder lists the files under root whose path contains part.
@@ -257,7 +253,8 @@ func TestDeleteCutShortIsPurged(t *testing.T) {
 	// Every request fails from now on: the background part gives up at
 	// its first listing, as one whose replica was killed never makes it.
 	srv.SetFaults(costest.Faults{ListLag: lag, ErrorRate: 1})
-	require.Eventually(t, func() bool { return srv.Stats().Faults["error"] > 0 }, 10*time.Second, 10*time.Millisecond)
+	require.NoError(t, d.Wait(ctx))
+	require.Positive(t, srv.Stats().Faults["error"], "the background part's listing failed")
 	srv.SetFaults(costest.Faults{})
 	left := filesUnder(t, d, "/", "/_uploads/")
 	require.ElementsMatch(t, []string{dir + "/startedat", dir + "/hashstates/sha256/5242881"}, left)

@@ -2,7 +2,6 @@ package cos
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -135,10 +134,9 @@ func TestPurgeUploadsLeavesNoParts(t *testing.T) {
 	require.Equal(t, 0, openUploads(t, d), "multipart uploads left after the purge")
 	// The directory's startedat goes last, once a listing confirms the
 	// delete, in Delete's background part (delete.go).
-	require.Eventually(t, func() bool {
-		_, err := d.Stat(ctx, upload)
-		return errors.As(err, new(storagedriver.PathNotFoundError))
-	}, 10*time.Second, 20*time.Millisecond, "the upload directory is gone")
+	require.NoError(t, d.Wait(ctx))
+	_, err = d.Stat(ctx, upload)
+	require.ErrorAs(t, err, new(storagedriver.PathNotFoundError), "the upload directory is gone")
 }
 
 func openUploads(t *testing.T, d *Driver) int {

@@ -197,7 +197,13 @@ func garbageCollect(ctx context.Context, config *configuration.Configuration, op
 		return fmt.Errorf("failed to construct registry: %w", err)
 	}
 	err = storage.MarkAndSweep(ctx, gc, namespace, opts)
-	if err := errors.Join(err, gc.Wait()); err != nil {
+	err = errors.Join(err, gc.Wait())
+	// The cos driver ends a Delete's confirming part off the caller's path
+	// (cos.Driver.Wait); the process must not exit before it ends.
+	if bg, ok := driver.(interface{ Wait(context.Context) error }); ok {
+		err = errors.Join(err, bg.Wait(ctx))
+	}
+	if err != nil {
 		return fmt.Errorf("failed to garbage collect: %w", err)
 	}
 	return nil
