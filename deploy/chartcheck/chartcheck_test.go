@@ -316,9 +316,10 @@ func checkRegistryConfig(t *testing.T, config string, container corev1.Container
 	var cfg struct {
 		Version string `json:"version"`
 		Log     struct {
-			Level     string            `json:"level"`
-			Formatter string            `json:"formatter"`
-			Fields    map[string]string `json:"fields"`
+			Level     string                  `json:"level"`
+			Formatter string                  `json:"formatter"`
+			AccessLog struct{ Disabled bool } `json:"accesslog"`
+			Fields    map[string]string       `json:"fields"`
 		} `json:"log"`
 		HTTP struct {
 			Addr         string              `json:"addr"`

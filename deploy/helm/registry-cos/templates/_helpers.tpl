@@ -59,7 +59,9 @@ it (helm install/upgrade), else a new one (helm template). */}}
 {{- .Values.httpSecret.resolved -}}
 {{- end -}}
 
-{{/* The registry configuration; secrets come from the environment. The
+{{/* The registry configuration; secrets come from the environment. Every log
+line is JSON: the plain-text access log is off, as the JSON "response
+completed" entry of each request says the same. The
 registry listens on 5000 and its debug listener on 5001 whatever ports the
 Services publish: uid 10001 without capabilities cannot bind below 1024. */}}
 {{- define "registry-cos.config" -}}
@@ -76,7 +78,7 @@ Services publish: uid 10001 without capabilities cannot bind below 1024. */}}
 {{- end -}}
 {{- $config := dict
   "version" "0.1"
-  "log" (dict "level" .Values.registry.logLevel "formatter" "json" "fields" (dict "service" "registry"))
+  "log" (dict "level" .Values.registry.logLevel "formatter" "json" "fields" (dict "service" "registry") "accesslog" (dict "disabled" true))
   "http" $http
   "storage" (dict
     "cos" $cos
