@@ -6,7 +6,9 @@
 #                   the image in dist/image and its digest in dist/IMAGE_DIGEST
 #   make image      the container image as an OCI image layout in dist/image
 #                   (linux/amd64 and linux/arm64; no Docker), named
-#                   IMAGE_NAME:VERSION (what `podman load` calls it)
+#                   IMAGE_NAME:VERSION (what `podman load` calls it);
+#                   its binary is also Harbor's registry controller
+#                   (`registry-cos registryctl -c FILE`, docs/harbor.md)
 #   make image-push IMAGE=registry.example.com/ns/registry-cos:v1.2.3
 #                   push dist/image (credentials of `docker login`/`crane auth login`)
 #
