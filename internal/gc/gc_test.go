@@ -118,8 +118,10 @@ func TestCollectRequests(t *testing.T) {
 		fmt.Sprintf("garbage-collect: %d blobs marked; %d blobs (", len(res.Marked), len(garbage)),
 		fmt.Sprintf("and %d layer links deleted", len(garbage)*2/3),
 		"took ", "list ", "read ", "mark ", "sweep ",
-		fmt.Sprintf("garbage-collect: %d COS requests (", del.Total()),
-		"DeleteMultipleObjects 2",
+		// The counter is the process's: in this test it also counts the
+		// registry's background requests to the other emulator, so only
+		// its presence is checked (TestGarbageCollectCommand runs it alone).
+		" COS requests (", "DeleteMultipleObjects ",
 	} {
 		if !strings.Contains(summary.String(), want) {
 			t.Errorf("the summary lacks %q:\n%s", want, summary.String())
