@@ -55,7 +55,7 @@ release:
 		name=$(BINARY)-$(VERSION)-$$os-$$arch; \
 		echo "building $$name"; \
 		GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(DIST)/$$name/$(BINARY) $(PKG); \
-		cp LICENSE README.md cmd/registry/config-cos.yml $(DIST)/$$name/; \
+		cp -r LICENSE README.md README.zh-CN.md docs cmd/registry/config-cos.yml $(DIST)/$$name/; \
 		tar -C $(DIST) -czf $(DIST)/$$name.tar.gz $$name; \
 		rm -rf $(DIST)/$$name; \
 	done
