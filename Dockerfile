@@ -12,6 +12,8 @@
 # The default configuration (/etc/registry/config.yml, from
 # cmd/registry/config-env.yml) takes every storage parameter from
 # REGISTRY_STORAGE_COS_* variables; mount another file over it to change more.
+# The same image runs Harbor's registry controller with the command
+# `registryctl -c /etc/registryctl/config.yml` (docs/harbor.md).
 #
 # Without Docker, `make image` builds the same image (same files, user, port,
 # entrypoint, command and labels; see internal/imagebuild) as an OCI image

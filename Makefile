@@ -5,7 +5,9 @@
 #   make release    dist/registry-cos-<version>-<os>-<arch>[.tar.gz], dist/SHA256SUMS,
 #                   the image in dist/image and its digest in dist/IMAGE_DIGEST
 #   make image      the container image as an OCI image layout in dist/image
-#                   (linux/amd64 and linux/arm64; no Docker, nothing downloaded)
+#                   (linux/amd64 and linux/arm64; no Docker, nothing downloaded);
+#                   its binary is also Harbor's registry controller
+#                   (`registry-cos registryctl -c FILE`, docs/harbor.md)
 #   make image-push IMAGE=registry.example.com/ns/registry-cos:v1.2.3
 #                   push dist/image (credentials of `docker login`/`crane auth login`)
 #

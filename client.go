@@ -31,6 +31,10 @@ type endpoints struct {
 	copySourceHost string
 	// redirect is the base URL of presigned redirect URLs.
 	redirect *url.URL
+	// internal is the base URL of the redirects of clients in
+	// internalNets (nil without internalcidrs).
+	internal     *url.URL
+	internalNets []*net.IPNet
 }
 
 // resolveEndpoints works out the endpoints of valid parameters, or says
@@ -99,6 +103,24 @@ func resolveEndpoints(p Parameters) (endpoints, error) {
 		u.Path = ""
 		e.redirect = u
 	}
+	if len(p.InternalCIDRs) > 0 {
+		nets, err := parseCIDRs(p.InternalCIDRs)
+		if err != nil {
+			return e, err
+		}
+		e.internalNets = nets
+		// Tencent's private-network host of the bucket: it resolves only
+		// inside Tencent Cloud, to the region's internal COS addresses.
+		e.internal = &url.URL{Scheme: scheme, Host: fmt.Sprintf("%s.cos-internal.%s.tencentcos.cn", p.Bucket, region)}
+		if p.InternalEndpoint != "" {
+			u, err := parseBaseURL("internalendpoint", p.InternalEndpoint)
+			if err != nil {
+				return e, err
+			}
+			u.Path = ""
+			e.internal = u
+		}
+	}
 	return e, nil
 }
 
@@ -126,11 +148,11 @@ func newDriver(ctx context.Context, p Parameters, e endpoints) (*driver, error) 
 		endpoints: e,
 		root:      strings.Trim(p.RootDirectory, "/"),
 		requests:  make(chan struct{}, p.MaxConcurrency),
-		buffers:   newBufferPool(int(p.ChunkSize), int(p.MaxBufferMemory/p.ChunkSize), defaultMetrics.bufferBytes),
+		buffers:   newBufferPool(p.MaxBufferMemory, defaultMetrics.bufferBytes),
 		metrics:   defaultMetrics,
 	}
 	d.background = newBackgroundWork()
-	d.metrics.bufferLimit.Set(float64(p.MaxBufferMemory / p.ChunkSize * p.ChunkSize))
+	d.metrics.bufferLimit.Set(float64(p.MaxBufferMemory / pieceSize * pieceSize))
 	credentials, err := newCredentialSource(ctx, p)
 	if err != nil {
 		return nil, err
@@ -148,6 +170,10 @@ func newDriver(ctx context.Context, p Parameters, e endpoints) (*driver, error) 
 		// The SDK refuses base URLs that are not COS hosts.
 		d.presign.DisableURLCheck()
 		d.client.DisableURLCheck()
+	}
+	if e.internal != nil {
+		d.presignInternal = d.newSDKClient(e.internal)
+		d.presignInternal.DisableURLCheck()
 	}
 	return d, nil
 }

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -65,19 +66,25 @@ type driver struct {
 	// upload listings, HEAD Bucket): client, but for acceleration.
 	bucketClient *cossdk.Client
 	presign      *cossdk.Client // redirect URLs, signed for the host clients use
-	params       Parameters
-	root         string       // rootdirectory without surrounding slashes
-	endpoints    endpoints    // where requests go (client.go)
-	httpClient   *http.Client // signs every request
-	requests     chan struct{}
-	buffers      *bufferPool
-	metrics      *metrics
+	// presignInternal signs the redirects of clients in internalcidrs,
+	// for the bucket's private-network host (nil without internalcidrs).
+	presignInternal *cossdk.Client
+	params          Parameters
+	root            string       // rootdirectory without surrounding slashes
+	endpoints       endpoints    // where requests go (client.go)
+	httpClient      *http.Client // signs every request
+	requests        chan struct{}
+	buffers         *bufferPool
+	metrics         *metrics
 	// credentials sign every request (credentials.go).
 	credentials credentialSource
 	// heads are the answers of recent Stats, for the Move after (move.go).
 	heads *headMemo
 	// background runs what Deletes leave running (background.go).
 	background *backgroundWork
+	// maxParts, when not 0, lowers COS's part-count limit: tests set it
+	// with the emulator's (partsizes.go).
+	maxParts int
 }
 
 // Format prints the driver as its parameters with the secrets left out.
@@ -169,7 +176,7 @@ func (d *driver) putObject(ctx context.Context, key string, meta http.Header, co
 	b := body(content)
 	size, crc := b.size(), b.crc()
 	return d.do(ctx, "PutObject", key, func(ctx context.Context) (*cossdk.Response, error) {
-		opt := &cossdk.ObjectPutOptions{ObjectPutHeaderOptions: d.putHeaders(size)}
+		opt := &cossdk.ObjectPutOptions{ObjectPutHeaderOptions: d.putHeaders(key, size)}
 		if meta != nil {
 			opt.XCosMetaXXX = &meta
 		}
@@ -210,11 +217,12 @@ func (b body) reader() io.Reader {
 	return io.MultiReader(readers...)
 }
 
-// putHeaders are the headers of every object write.
-func (d *driver) putHeaders(length int) *cossdk.ObjectPutHeaderOptions {
+// putHeaders are the headers of every object write of length bytes (-1:
+// a multipart upload, whose length is not known yet) at key.
+func (d *driver) putHeaders(key string, length int) *cossdk.ObjectPutHeaderOptions {
 	h := &cossdk.ObjectPutHeaderOptions{
 		ContentType:      "application/octet-stream",
-		XCosStorageClass: d.params.StorageClass,
+		XCosStorageClass: d.storageClass(key, int64(length)),
 	}
 	if length >= 0 {
 		h.ContentLength = int64(length)
@@ -255,14 +263,20 @@ func (d *driver) Stat(ctx context.Context, path string) (storagedriver.FileInfo,
 			return nil, err
 		}
 	}
-	res, err := d.list(ctx, &cossdk.BucketGetOptions{Prefix: d.dirPrefix(path), MaxKeys: 1})
-	if err != nil {
-		return nil, err
+	opt := &cossdk.BucketGetOptions{Prefix: d.dirPrefix(path), MaxKeys: 1}
+	for {
+		res, err := d.list(ctx, opt)
+		if err != nil {
+			return nil, err
+		}
+		if len(res.Contents) > 0 || len(res.CommonPrefixes) > 0 {
+			return storagedriver.FileInfoInternal{FileInfoFields: storagedriver.FileInfoFields{Path: path, IsDir: true}}, nil
+		}
+		if !res.IsTruncated {
+			return nil, storagedriver.PathNotFoundError{Path: path}
+		}
+		opt.Marker = res.NextMarker // the one key listed was a Delete's marker
 	}
-	if len(res.Contents) == 0 && len(res.CommonPrefixes) == 0 {
-		return nil, storagedriver.PathNotFoundError{Path: path}
-	}
-	return storagedriver.FileInfoInternal{FileInfoFields: storagedriver.FileInfoFields{Path: path, IsDir: true}}, nil
 }
 
 // objectHead is what a HEAD says of an object.
@@ -303,7 +317,19 @@ func (d *driver) head(ctx context.Context, key string) (objectHead, error) {
 	return h, err
 }
 
+// list lists a page of keys as the registry may see them: without the
+// markers of Deletes in progress (delete.go).
 func (d *driver) list(ctx context.Context, opt *cossdk.BucketGetOptions) (*cossdk.BucketGetResult, error) {
+	res, err := d.listWithMarkers(ctx, opt)
+	if err != nil {
+		return nil, err
+	}
+	res.Contents = slices.DeleteFunc(res.Contents, func(o cossdk.Object) bool { return isDeleteMarker(o.Key) })
+	return res, nil
+}
+
+// listWithMarkers lists a page of keys, markers included.
+func (d *driver) listWithMarkers(ctx context.Context, opt *cossdk.BucketGetOptions) (*cossdk.BucketGetResult, error) {
 	var res *cossdk.BucketGetResult
 	err := d.do(ctx, "ListObjects", opt.Prefix, func(ctx context.Context) (*cossdk.Response, error) {
 		var resp *cossdk.Response
@@ -362,19 +388,6 @@ func (d *driver) deleteObject(ctx context.Context, key string) error {
 	return d.do(ctx, "DeleteObject", key, func(ctx context.Context) (*cossdk.Response, error) {
 		return d.client.Object.Delete(ctx, key)
 	})
-}
-
-// RedirectURL returns a presigned GET or HEAD URL valid for redirectexpiry,
-// signed for the host the client will use. Other methods get "".
-func (d *driver) RedirectURL(r *http.Request, path string) (string, error) {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		return "", nil
-	}
-	u, err := d.presign.Object.GetPresignedURL2(r.Context(), r.Method, d.key(path), d.params.RedirectExpiry, nil)
-	if err != nil {
-		return "", err
-	}
-	return u.String(), nil
 }
 
 // Client returns the COS SDK client the driver sends its requests with,

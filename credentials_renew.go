@@ -108,6 +108,43 @@ func (r *renewingCredentials) credential(ctx context.Context) (cossdk.Credential
 	}
 }
 
+// validFor is how long the keys handed out from now on stay usable, at most
+// want: a presigned URL signed with them must not promise more. Keys that
+// would not last want are renewed first, waiting for that one fetch, once
+// they are past half their lifetime (a fresh key then lasts longer; before,
+// renewing keys shorter than want on every call would fetch on every
+// call). When renewing fails or cannot help, the answer is what is left.
+func (r *renewingCredentials) validFor(ctx context.Context, want time.Duration) (time.Duration, error) {
+	renewed := false
+	for {
+		if _, err := r.credential(ctx); err != nil {
+			return 0, err
+		}
+		r.mu.Lock()
+		now := r.now()
+		left := r.usableUntil().Sub(now)
+		halfLife := r.obtained.Add(r.expiry.Sub(r.obtained) / 2)
+		if left >= want || renewed || now.Before(halfLife) {
+			r.mu.Unlock()
+			return min(left, want), nil
+		}
+		if r.renewing == nil && !now.Before(r.notBefore) {
+			r.startRenewal()
+		}
+		wait := r.renewing
+		r.mu.Unlock()
+		if wait == nil {
+			return min(left, want), nil // backing off after a failure
+		}
+		select {
+		case <-wait:
+			renewed = true
+		case <-ctx.Done():
+			return min(left, want), nil
+		}
+	}
+}
+
 // startRenewal starts the one fetch; r.mu is held. The fetch has a context
 // of its own, so a caller that gives up does not cancel it for the others.
 func (r *renewingCredentials) startRenewal() {
@@ -128,6 +165,16 @@ func (r *renewingCredentials) startRenewal() {
 		if err == nil && (cred.SecretID == "" || cred.SecretKey == "") {
 			err = fmt.Errorf("the answer carried no key pair")
 		}
+		// A source may hand back the keys it gave before (a metadata
+		// service caches them): that is no renewal. The keys' margins stay
+		// those of their whole lifetime (from when they were first seen),
+		// and the next try waits for the backoff, instead of taking now as
+		// their start, which shrank the margins toward nothing and made a
+		// fetch on nearly every request near the expiry.
+		same := err == nil && cred == r.current
+		if same && !expiry.After(r.expiry) {
+			err = fmt.Errorf("it handed back the keys it gave before, which expire at %s", expiry.UTC().Format(time.RFC3339))
+		}
 		if err != nil {
 			defaultMetrics.credentialFailures.Inc()
 			r.failures++
@@ -143,7 +190,10 @@ func (r *renewingCredentials) startRenewal() {
 			}
 			return
 		}
-		r.current, r.obtained, r.expiry = cred, now, expiry
+		if !same {
+			r.obtained = now
+		}
+		r.current, r.expiry = cred, expiry
 		r.failures, r.notBefore, r.lastErr = 0, time.Time{}, nil
 	}()
 }

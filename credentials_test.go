@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -610,4 +611,96 @@ func TestCredentialRefreshFailuresCounted(t *testing.T) {
 	require.Error(t, err)
 	require.Greater(t, testutil.ToFloat64(defaultMetrics.credentialFailures), before,
 		"registry_cos_credential_refresh_failures_total counts the failed fetch")
+}
+
+// TestRenewalWhenTheSourceRepeatsItsKey: a source that hands back the key
+// it already gave (a metadata service caching it) does not count as a
+// renewal: the key's margins stay those of its whole hour, so it is not
+// used in its last 30 s (before, each repeat was taken as a fresh start
+// and the key was signed with until moments before it expired, when any
+// clock skew gives ExpiredToken), and fetches back off rather than follow
+// every request into the expiry.
+func TestRenewalWhenTheSourceRepeatsItsKey(t *testing.T) {
+	clock := &fakeClock{now: time.Unix(1_800_000_000, 0)}
+	key := cossdk.Credential{SecretID: "AKIDcached", SecretKey: "cached", SessionToken: "token"}
+	expiry := clock.Now().Add(time.Hour)
+	var fetches atomic.Int32
+	r := &renewingCredentials{name: "test source", now: clock.Now, fetch: func(context.Context) (cossdk.Credential, time.Time, error) {
+		fetches.Add(1)
+		return key, expiry, nil
+	}}
+	_, err := r.credential(context.Background())
+	require.NoError(t, err)
+	waitRenewalIdle(r)
+
+	clock.step(55 * time.Minute) // the renewal window opens
+	for clock.Now().Before(expiry.Add(-expirySlack)) {
+		cred, err := r.credential(context.Background())
+		waitRenewalIdle(r)
+		require.NoError(t, err)
+		require.Equal(t, key, cred)
+		clock.step(time.Second)
+	}
+	require.LessOrEqual(t, fetches.Load(), int32(1+12), "fetches in the last 5 minutes: one per backoff")
+	clock.step(time.Second) // 29 s before the expiry
+	_, err = r.credential(context.Background())
+	waitRenewalIdle(r)
+	require.ErrorContains(t, err, "handed back the keys it gave before", "the key is not used in its last 30 s")
+}
+
+// TestRedirectURLsLastNoLongerThanTheirKey: a redirect URL promises no
+// more than the temporary key that signs it has left (COS refuses the URL
+// once the key expires): keys that live shorter than redirectexpiry give
+// shorter URLs; keys that would expire first are renewed before signing,
+// once they are past half their life, and if that fails the URL is cut to
+// what they have left.
+func TestRedirectURLsLastNoLongerThanTheirKey(t *testing.T) {
+	t.Run("keys shorter than redirectexpiry", func(t *testing.T) {
+		const lifetime = 15 * time.Minute
+		_, d, _ := tkeDriver(t, lifetime)
+		require.NoError(t, d.PutContent(context.Background(), "/blob", []byte("0123456789")))
+		r, _ := httpRequest(http.MethodGet)
+		u, err := d.RedirectURL(r, "/blob")
+		require.NoError(t, err)
+		parsed, err := url.Parse(u)
+		require.NoError(t, err)
+		var start, end int64
+		_, err = fmt.Sscanf(parsed.Query().Get("q-sign-time"), "%d;%d", &start, &end)
+		require.NoError(t, err, "q-sign-time of %s", u)
+		require.LessOrEqual(t, time.Duration(end-start)*time.Second, lifetime-expirySlack, "the URL outlives its key")
+		resp, err := httpDo(http.MethodGet, u)
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+	})
+
+	clock := &fakeClock{now: time.Unix(1_800_000_000, 0)}
+	var fetches atomic.Int32
+	var failing atomic.Bool
+	r := &renewingCredentials{name: "test source", now: clock.Now, fetch: func(context.Context) (cossdk.Credential, time.Time, error) {
+		n := fetches.Add(1)
+		if failing.Load() {
+			return cossdk.Credential{}, time.Time{}, fmt.Errorf("STS is down")
+		}
+		return cossdk.Credential{SecretID: fmt.Sprintf("AKID%d", n), SecretKey: "k"}, clock.Now().Add(time.Hour), nil
+	}}
+	ctx := context.Background()
+	left, err := r.validFor(ctx, DefaultRedirectExpiry)
+	require.NoError(t, err)
+	require.Equal(t, DefaultRedirectExpiry, left, "a fresh key lasts the URL")
+
+	clock.step(45 * time.Minute) // 15 minutes left: less than the URL's 20
+	left, err = r.validFor(ctx, DefaultRedirectExpiry)
+	require.NoError(t, err)
+	require.Equal(t, DefaultRedirectExpiry, left, "renewed before signing")
+	require.EqualValues(t, 2, fetches.Load())
+	cred, err := r.credential(ctx)
+	require.NoError(t, err)
+	require.Equal(t, "AKID2", cred.SecretID, "the URL is signed with the new key")
+
+	failing.Store(true)
+	clock.step(45 * time.Minute)
+	left, err = r.validFor(ctx, DefaultRedirectExpiry)
+	waitRenewalIdle(r)
+	require.NoError(t, err)
+	require.Equal(t, 15*time.Minute-expirySlack, left, "renewal failed: the URL gets what the key has left")
 }

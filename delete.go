@@ -42,21 +42,48 @@ func (d *driver) Delete(ctx context.Context, path string) error {
 	if err != nil {
 		return err
 	}
+	if slices.Contains(keys, markerOf(key)) {
+		// Left by a Delete of key cut short (a crash), or another's in
+		// progress (which then waits longer): it goes with the tree.
+		if err := d.deleteKeys(ctx, []string{markerOf(key)}); err != nil {
+			return err
+		}
+	}
+	keys = slices.DeleteFunc(keys, isDeleteMarker)
 	if isUploadDir(key) {
 		return d.deleteUpload(ctx, path, key, keys, mayHoldUpload)
 	}
-	if len(keys) == 0 {
-		_, err := d.head(ctx, key)
+	if len(keys) == 0 || (len(keys) == 1 && keys[0] == key) {
+		// A file, or nothing listed: a file written within the lag is
+		// found by name. Whether it is an upload-state record, and of
+		// which upload, is read from the file itself (the listing may not
+		// show it, or show an older version of another size), so its
+		// upload is aborted rather than left open and billed.
+		uploadID, record, err := d.recordedUpload(ctx, key)
 		if err == nil {
-			return d.deleteKeys(ctx, []string{key})
+			if err := d.deleteKeys(ctx, []string{key}); err != nil {
+				return err
+			}
+			if uploadID != "" {
+				if err := d.abort(ctx, key, uploadID); err != nil {
+					return err
+				}
+			}
+			// Nothing under a file to wait for, but uploads an unreadable
+			// record or another version of it may have left, when the
+			// file or the listing says it may be one.
+			return d.abortUploadsIf(ctx, key, mayHoldUpload || (record && uploadID == ""))
 		}
 		if !isNotFound(err) {
 			return err
 		}
+		if len(keys) > 0 {
+			return d.deleteKeys(ctx, keys) // gone since it was listed
+		}
 		// Nothing listed and no such file: a tree written within the
 		// lag looks the same as no tree at all. A marker written now
 		// tells when the listing has caught up with this call.
-		found, _, err := d.settle(ctx, key, nil, key+"/"+deleteMarker, "", 0)
+		found, _, err := d.settle(ctx, key, nil, markerOf(key), "", 0)
 		if err != nil {
 			return err
 		}
@@ -67,11 +94,6 @@ func (d *driver) Delete(ctx context.Context, path string) error {
 	}
 	if err := d.deleteKeys(ctx, keys); err != nil {
 		return err
-	}
-	if len(keys) == 1 && keys[0] == key {
-		// A file: nothing under it to wait for, but an upload-state
-		// record's upload to abort.
-		return d.abortUploadsIf(ctx, key, mayHoldUpload)
 	}
 	if _, _, err := d.settle(ctx, key, keys, "", "", 0); err != nil {
 		return err
@@ -136,7 +158,7 @@ func (d *driver) settleUpload(ctx context.Context, key string, deleted []string,
 	startedAt := key + "/startedat"
 	marker := ""
 	if len(deleted) == 0 {
-		marker = key + "/" + deleteMarker
+		marker = markerOf(key)
 	}
 	if _, _, err := d.settle(ctx, key, deleted, marker, startedAt, backgroundFirstWait); err != nil {
 		return err
@@ -196,14 +218,16 @@ func (d *driver) settle(ctx context.Context, key string, deleted []string, marke
 		gone[k] = true
 	}
 	if marker != "" {
+		// The marker goes whatever ends the wait (an error, the caller
+		// giving up): one left would be there for good.
+		defer func() {
+			if derr := d.deleteKeys(context.WithoutCancel(ctx), []string{marker}); err == nil {
+				err = derr
+			}
+		}()
 		if err := d.putObject(ctx, marker, nil); err != nil {
 			return false, false, err
 		}
-		defer func() {
-			if err == nil {
-				err = d.deleteKeys(ctx, []string{marker})
-			}
-		}()
 	}
 	waited, wait := time.Duration(0), firstWait
 	for {
@@ -224,7 +248,7 @@ func (d *driver) settle(ctx context.Context, key string, deleted []string, marke
 		caughtUp := marker == "" || slices.Contains(keys, marker)
 		for _, k := range keys {
 			switch {
-			case k == keep || k == marker:
+			case k == keep || isDeleteMarker(k): // this Delete's or another's
 			case gone[k]:
 				caughtUp = false
 			default:
@@ -245,21 +269,33 @@ func (d *driver) settle(ctx context.Context, key string, deleted []string, marke
 	}
 }
 
-// deleteMarker names the object Delete writes under a tree it found
-// nothing of, to learn when a listing reflects a moment after the call.
-const deleteMarker = ".registry-cos-delete-marker"
+// deleteMarkerSuffix makes the key of the marker Delete writes beside a
+// tree it found nothing of (markerOf), to learn when a listing reflects a
+// moment after the call. The marker is no registry data: '!' is in no
+// path the registry writes, so the marker never names a path (a tag, a
+// repository) and listings drop it (isDeleteMarker); and, sorting before
+// every other character of a path, it comes first in a listing of the
+// tree, right after the key itself.
+const deleteMarkerSuffix = "!registry-cos-delete-marker"
+
+// markerOf is the key of the marker of a Delete of the tree at key: beside
+// it, not under it, so that while it exists no listing shows a directory
+// there.
+func markerOf(key string) string { return key + deleteMarkerSuffix }
+
+func isDeleteMarker(key string) bool { return strings.HasSuffix(key, deleteMarkerSuffix) }
 
 // listTree lists key and the keys under "key/", and whether one of them
 // may be an upload-state record.
 func (d *driver) listTree(ctx context.Context, key string) (keys []string, mayHoldUpload bool, err error) {
 	opt := &cossdk.BucketGetOptions{Prefix: key, MaxKeys: maxListKeys}
 	for {
-		res, err := d.list(ctx, opt)
+		res, err := d.listWithMarkers(ctx, opt)
 		if err != nil {
 			return nil, false, err
 		}
 		for _, obj := range res.Contents {
-			if obj.Key == key || strings.HasPrefix(obj.Key, key+"/") {
+			if obj.Key == key || strings.HasPrefix(obj.Key, key+"/") || obj.Key == markerOf(key) {
 				keys = append(keys, obj.Key)
 				mayHoldUpload = mayHoldUpload || isUploadRecordSize(obj.Size)
 			}

@@ -3,8 +3,12 @@ package cos
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -263,4 +267,129 @@ func TestDeleteCutShortIsPurged(t *testing.T) {
 	require.Empty(t, errs)
 	require.Len(t, purged, 1)
 	waitUploadsGone(t, d, "/")
+}
+
+// TestDeleteOfAMissingTagLeavesNoPhantom: a Delete of a path that does not
+// exist writes a marker to learn when the listing has caught up. While it
+// waits (its listings held back here), List, Walk and Stat do not see it;
+// and when the wait ends in an error (the caller gives up, a listing
+// fails) the marker goes all the same. Before, the marker sat under the
+// path, was listed as a tag during the wait, and stayed for good after an
+// error: a phantom tag in tags/list.
+func TestDeleteOfAMissingTagLeavesNoPhantom(t *testing.T) {
+	for _, end := range []string{"caller gives up", "listing fails"} {
+		t.Run(end, func(t *testing.T) {
+			h, err := costest.NewHandler(costest.Options{})
+			require.NoError(t, err)
+			const tags, missing = "/r/_manifests/tags", "/r/_manifests/tags/missing"
+			var hold atomic.Value // the Delete's listing prefix, once its marker is written
+			hold.Store("")
+			written, release := make(chan struct{}), make(chan struct{})
+			var once sync.Once
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.Method == http.MethodPut && strings.Contains(r.URL.Path, "registry-cos-delete-marker") {
+					h.ServeHTTP(w, r)
+					once.Do(func() {
+						hold.Store(strings.Trim(r.URL.Path[:strings.Index(r.URL.Path, "registry-cos-delete-marker")-1], "/"))
+						close(written)
+					})
+					return
+				}
+				if prefix := r.URL.Query().Get("prefix"); r.Method == http.MethodGet && prefix != "" && prefix == hold.Load() {
+					<-release
+					if end == "listing fails" {
+						http.Error(w, "", http.StatusForbidden)
+						return
+					}
+				}
+				h.ServeHTTP(w, r)
+			}))
+			t.Cleanup(srv.Close)
+			var released sync.Once
+			releaseListings := func() { released.Do(func() { close(release) }) }
+			t.Cleanup(releaseListings) // before srv.Close, should the test fail
+			d := driverOn(t, srv.URL, func(p *Parameters) { p.MaxRetries = 0 })
+			ctx := context.Background()
+			h.SetFaults(costest.Faults{})
+			putFiles(t, d, []string{tags + "/v1/current/link"}) // listed
+			h.SetFaults(costest.Faults{ListLag: time.Hour})
+
+			deleting, giveUp := context.WithCancel(ctx)
+			deleted := make(chan error, 1)
+			go func() { deleted <- d.Delete(deleting, missing) }()
+			<-written
+			h.SetFaults(costest.Faults{}) // the test's own listings see everything
+			seen := func(when string) {
+				children, err := d.List(ctx, tags)
+				require.NoError(t, err)
+				require.Equal(t, []string{tags + "/v1"}, children, "List %s", when)
+				var walked []string
+				require.NoError(t, d.Walk(ctx, tags, func(fi storagedriver.FileInfo) error {
+					walked = append(walked, fi.Path())
+					return nil
+				}))
+				require.Equal(t, []string{tags + "/v1", tags + "/v1/current", tags + "/v1/current/link"}, walked, "Walk %s", when)
+				_, err = d.Stat(ctx, missing)
+				require.IsType(t, storagedriver.PathNotFoundError{}, err, "Stat %s", when)
+			}
+			seen("while the Delete waits")
+			if end == "caller gives up" {
+				giveUp()
+			}
+			releaseListings()
+			require.Error(t, <-deleted)
+			giveUp()
+			seen("after the Delete")
+			res, _, err := d.Client().Bucket.Get(ctx, nil)
+			require.NoError(t, err)
+			for _, o := range res.Contents {
+				require.NotContains(t, o.Key, "registry-cos-delete-marker", "a marker outlived its Delete")
+			}
+		})
+	}
+}
+
+// TestDeleteOfAnUnlistedRecordAbortsItsUpload: a Delete of an upload-state
+// record the listing does not show yet (written within the lag), or shows
+// as an older object of another size, aborts the record's multipart
+// upload: it is read from the record, not guessed from the listing.
+// Before, the record was found by HEAD and deleted, and its upload left
+// open and billed.
+func TestDeleteOfAnUnlistedRecordAbortsItsUpload(t *testing.T) {
+	ctx := context.Background()
+	srv := testenv.StartEmulator(t, costest.Options{})
+	d := newTestDriver(t, srv, func(p *Parameters) { p.ChunkSize = MinChunkSize })
+	require.NoError(t, d.PutContent(ctx, "/older/data", []byte("an older object, listed"))) // listed before the lag
+	srv.SetFaults(costest.Faults{ListLag: time.Hour})
+	for _, p := range []string{"/unlisted/data", "/older/data"} {
+		w, err := d.Writer(ctx, p, false)
+		require.NoError(t, err)
+		_, err = w.Write(testenv.RandomBytes(MinChunkSize+10, 109)) // a part, and a record
+		require.NoError(t, err)
+		require.NoError(t, w.Close())
+		require.NoError(t, d.Delete(ctx, p), p)
+		_, err = d.Stat(ctx, p)
+		require.IsType(t, storagedriver.PathNotFoundError{}, err, p)
+	}
+	srv.SetFaults(costest.Faults{})
+	require.Empty(t, uploadsOf(t, d, ""), "multipart uploads left open")
+}
+
+// TestDeleteRemovesALeftMarker: a marker left by a Delete cut short (a
+// crash) is never listed as registry data, and goes with the next Delete
+// of its path (as the upload purger's).
+func TestDeleteRemovesALeftMarker(t *testing.T) {
+	ctx := context.Background()
+	srv := testenv.StartEmulator(t, costest.Options{})
+	d := newTestDriver(t, srv, nil)
+	putFiles(t, d, []string{"/_uploads/u1/startedat"})
+	marker := markerOf(internal(d).key("/_uploads/u1"))
+	_, err := d.Client().Object.Put(ctx, marker, strings.NewReader(""), nil)
+	require.NoError(t, err)
+	children, err := d.List(ctx, "/_uploads")
+	require.NoError(t, err)
+	require.Equal(t, []string{"/_uploads/u1"}, children)
+	require.NoError(t, d.Delete(ctx, "/_uploads/u1"))
+	_, err = d.Client().Object.Head(ctx, marker, nil)
+	require.Error(t, err, "the marker is gone")
 }

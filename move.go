@@ -1,10 +1,13 @@
 package cos
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"sync"
+	"time"
 
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 	cossdk "github.com/tencentyun/cos-go-sdk-v5"
@@ -55,12 +58,10 @@ func (d *driver) Move(ctx context.Context, sourcePath, destPath string) error {
 		// the content is already where it is asked to be.
 		return nil
 	}
-	var replaced string // the upload whose record the copy replaces
-	if h := <-dstHead; h.uploadSize >= 0 {
-		if replaced, err = d.recordedUpload(ctx, dst); err != nil {
-			return err
-		}
-	}
+	// The destination holds an upload in progress: its writer may be
+	// growing the record (a multipart upload at dst whose Complete COS
+	// cannot make conditional) while the copy runs.
+	ontoUpload := (<-dstHead).uploadSize >= 0
 	if pinned {
 		err = d.copy(ctx, src, dst, head, head.etag)
 		if statusOf(err) == http.StatusPreconditionFailed || isNotFound(err) {
@@ -82,12 +83,34 @@ func (d *driver) Move(ctx context.Context, sourcePath, destPath string) error {
 	if err != nil {
 		return err
 	}
-	if replaced != "" {
-		if err := d.abort(ctx, dst, replaced); err != nil {
-			return err
+	if ontoUpload {
+		if err := d.replaceUpload(ctx, dst, head); err != nil {
+			return fmt.Errorf("cos: move of %s to %s: %w", sourcePath, destPath, err)
 		}
 	}
 	return d.deleteObject(ctx, src)
+}
+
+// replaceUpload makes a Move onto an upload in progress win over that
+// upload, once the copy to dst (of the source as head describes it) is
+// done: it aborts every multipart upload at dst (the upload's own, so its
+// Commit fails, and any growing its record, so that record cannot land
+// over the copy; a growth started after the copy fails anyway, its copy of
+// the old record being pinned to that record's ETag), then checks with
+// HEAD that dst is still the copy. If a record landed first, the Move
+// fails and the source stays.
+func (d *driver) replaceUpload(ctx context.Context, dst string, head objectHead) error {
+	if err := d.abortUploadsOf(ctx, dst, nil, time.Time{}); err != nil {
+		return err
+	}
+	got, err := d.head(ctx, dst)
+	if err != nil {
+		return err
+	}
+	if got.uploadSize >= 0 || got.size != head.size || (head.crc64 != "" && got.crc64 != head.crc64) {
+		return errors.New("an upload in progress there replaced the copy; the source is kept")
+	}
+	return nil
 }
 
 // copy copies src, as head describes it, to dst; with ifMatch set, only
@@ -109,7 +132,7 @@ func (d *driver) copySource(key string) string {
 func (d *driver) copyObject(ctx context.Context, src, dst string, head objectHead, ifMatch string) error {
 	var result *cossdk.ObjectCopyResult
 	err := d.do(ctx, "CopyObject", dst, func(ctx context.Context) (*cossdk.Response, error) {
-		h := &cossdk.ObjectCopyHeaderOptions{XCosStorageClass: d.params.StorageClass, XCosCopySourceIfMatch: ifMatch}
+		h := &cossdk.ObjectCopyHeaderOptions{XCosStorageClass: d.storageClass(dst, head.size), XCosCopySourceIfMatch: ifMatch}
 		d.encryption(func(name, value string) {
 			if h.XOptionHeader == nil {
 				h.XOptionHeader = &http.Header{}
@@ -128,17 +151,23 @@ func (d *driver) copyObject(ctx context.Context, src, dst string, head objectHea
 }
 
 // multipartCopy copies src to dst on the server in parallel Upload Part -
-// Copy requests of multipartcopychunksize, so objects above COS's 5 GB
-// single-copy limit move too. A failed copy aborts its upload.
+// Copy requests, so objects above COS's 5 GB single-copy limit move too.
+// The first failure stops the copies not yet sent, and the upload is
+// aborted.
 func (d *driver) multipartCopy(ctx context.Context, src, dst string, head objectHead, ifMatch string) error {
+	chunk, err := copyPartSize(head.size, d.params.MultipartCopyChunkSize, cmp.Or(d.maxParts, maxPartCount))
+	if err != nil {
+		return fmt.Errorf("cos: copy of %s to %s: %w", src, dst, err)
+	}
 	uploadID, err := d.initiate(ctx, dst, nil)
 	if err != nil {
 		return err
 	}
-	chunk := d.params.MultipartCopyChunkSize
 	count := int((head.size + chunk - 1) / chunk)
 	parts := make([]cossdk.Object, count)
-	errs := make(chan error, count)
+	copying, stop := context.WithCancel(ctx)
+	defer stop()
+	var failed sync.Once
 	numbers := make(chan int)
 	var wg sync.WaitGroup
 	for range min(count, d.params.MaxConcurrency) {
@@ -148,9 +177,11 @@ func (d *driver) multipartCopy(ctx context.Context, src, dst string, head object
 			for i := range numbers {
 				first := int64(i) * chunk
 				last := min(first+chunk, head.size) - 1
-				etag, err := d.copyPart(ctx, dst, uploadID, i+1, src, first, last-first+1, ifMatch, "")
+				etag, cerr := d.copyPart(copying, dst, uploadID, i+1, src, first, last-first+1, ifMatch, "")
+				if cerr != nil {
+					failed.Do(func() { err = cerr; stop() })
+				}
 				parts[i] = cossdk.Object{PartNumber: i + 1, ETag: etag}
-				errs <- err
 			}
 		}()
 	}
@@ -159,18 +190,12 @@ func (d *driver) multipartCopy(ctx context.Context, src, dst string, head object
 		for i := range count {
 			select {
 			case numbers <- i:
-			case <-ctx.Done():
+			case <-copying.Done():
 				return
 			}
 		}
 	}()
 	wg.Wait()
-	close(errs)
-	for e := range errs {
-		if e != nil && err == nil {
-			err = e
-		}
-	}
 	if err == nil {
 		err = ctx.Err()
 	}
@@ -182,6 +207,22 @@ func (d *driver) multipartCopy(ctx context.Context, src, dst string, head object
 		return err
 	}
 	return nil
+}
+
+// copyPartSize is the part size of a multipart copy of size bytes:
+// multipartcopychunksize, or more (whole MiB) where that would take more
+// than limit parts (COS: part numbers 1 to 10,000); each part at most
+// 5 GiB.
+func copyPartSize(size, chunk int64, limit int) (int64, error) {
+	if (size+chunk-1)/chunk <= int64(limit) {
+		return chunk, nil
+	}
+	part := (size + int64(limit) - 1) / int64(limit)
+	part = (part + mib - 1) / mib * mib
+	if part > maxPartSize {
+		return 0, fmt.Errorf("%d bytes take more than %d parts of at most %d bytes", size, limit, int64(maxPartSize))
+	}
+	return part, nil
 }
 
 // headMemo holds the HEAD answers of the last Stats, a few at most: the

@@ -4,6 +4,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
 	"testing"
 
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
@@ -155,4 +159,112 @@ func TestMoveAfterStatSourceChanged(t *testing.T) {
 		require.NoError(t, other.Delete(ctx, "/src"))
 		require.IsType(t, storagedriver.PathNotFoundError{}, d.Move(ctx, "/src", "/dst"), "%s: source removed meanwhile", name)
 	}
+}
+
+// TestMoveSizesCopyPartsFromTheSource: a multipart copy takes no more
+// parts than COS allows (here a test limit of 5; COS's is 10,000), with
+// parts larger than multipartcopychunksize when the source needs them, and
+// stops at the first refused part copy instead of sending the rest.
+func TestMoveSizesCopyPartsFromTheSource(t *testing.T) {
+	ctx := context.Background()
+	srv := testenv.StartEmulator(t, costest.Options{})
+	d := newTestDriver(t, srv, func(p *Parameters) {
+		p.MultipartCopyThreshold = 2 * mib
+		p.MultipartCopyChunkSize = 1 * mib
+		p.MaxConcurrency = 1
+	})
+	internal(d).maxParts = 5
+	content := testenv.RandomBytes(12*mib+5, 105)
+	require.NoError(t, d.PutContent(ctx, "/src", content))
+	srv.ResetStats()
+	require.NoError(t, d.Move(ctx, "/src", "/dst"))
+	require.EqualValues(t, 5, srv.Stats().Count("UploadPartCopy"), "12 MiB in 5 parts of 3 MiB, not 13 of 1 MiB")
+	require.Equal(t, 5, partCount(t, d, "/dst"))
+	got, err := d.GetContent(ctx, "/dst")
+	require.NoError(t, err)
+	require.True(t, bytes.Equal(content, got), "moved content differs")
+
+	srv.SetMisbehavior(costest.Misbehavior{Deny: []string{"UploadPartCopy"}})
+	srv.ResetStats()
+	require.Error(t, d.Move(ctx, "/dst", "/again"))
+	srv.SetMisbehavior(costest.Misbehavior{})
+	require.EqualValues(t, 1, srv.Stats().Count("UploadPartCopy"), "part copies sent after the first was refused")
+	require.Empty(t, uploadsOf(t, d, ""), "the failed copy's upload is aborted")
+}
+
+// TestCopyPartSize: at COS's scale, multipartcopychunksize while 10,000
+// parts of it hold the source, else whole MiB that do, up to 5 GiB parts.
+func TestCopyPartSize(t *testing.T) {
+	for _, tc := range []struct {
+		size, chunk, want int64
+	}{
+		{size: 10000 * 32 * mib, chunk: 32 * mib, want: 32 * mib},
+		{size: 10000*32*mib + 1, chunk: 32 * mib, want: 33 * mib},
+		{size: 976 * gib, chunk: 32 * mib, want: 100 * mib},
+		{size: 10000 * maxPartSize, chunk: 32 * mib, want: maxPartSize},
+		{size: 10000*maxPartSize + 1, chunk: 32 * mib},
+	} {
+		got, err := copyPartSize(tc.size, tc.chunk, maxPartCount)
+		if tc.want == 0 {
+			require.Error(t, err, "size %d", tc.size)
+			continue
+		}
+		require.NoError(t, err)
+		require.Equal(t, tc.want, got, "size %d", tc.size)
+		require.LessOrEqual(t, (tc.size+got-1)/got, int64(maxPartCount))
+	}
+}
+
+// TestMoveOntoAnUploadBeingClosed: a Move onto an upload whose Close is
+// growing its record, the Close's Complete landing after the Move's copy
+// (held back here until the Move returns): the Move wins (the destination
+// reads as the source, the Close fails), or it fails and keeps the source.
+// Before, the Complete replaced the moved content with a record: Move
+// returned nil and the destination read as PathNotFound.
+func TestMoveOntoAnUploadBeingClosed(t *testing.T) {
+	ctx := context.Background()
+	h, err := costest.NewHandler(costest.Options{})
+	require.NoError(t, err)
+	const dst = "/over/closing"
+	arrived, release := make(chan struct{}), make(chan struct{})
+	var held sync.Once
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && r.URL.Query().Has("uploadId") && strings.HasSuffix(r.URL.Path, dst) {
+			held.Do(func() { close(arrived); <-release })
+		}
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	d := driverOn(t, srv.URL, func(p *Parameters) { p.ChunkSize = MinChunkSize })
+
+	w, err := d.Writer(ctx, dst, false)
+	require.NoError(t, err)
+	_, err = w.Write(testenv.RandomBytes(2*mib, 906)) // a stored tail: Close grows it at COS
+	require.NoError(t, err)
+	require.NoError(t, w.Close())
+	w, err = d.Writer(ctx, dst, true)
+	require.NoError(t, err)
+	_, err = w.Write(testenv.RandomBytes(mib, 907))
+	require.NoError(t, err)
+	closed := make(chan error, 1)
+	go func() { closed <- w.Close() }()
+	<-arrived // the Close's Complete is on its way
+
+	source := testenv.RandomBytes(3*mib, 908)
+	require.NoError(t, d.PutContent(ctx, "/src", source))
+	moveErr := d.Move(ctx, "/src", dst)
+	close(release)
+	closeErr := <-closed
+
+	if moveErr == nil {
+		require.Error(t, closeErr, "the Close after the Move must fail")
+		got, err := d.GetContent(ctx, dst)
+		require.NoError(t, err, "the moved content")
+		require.True(t, bytes.Equal(source, got), "the destination is the source")
+	} else {
+		got, err := d.GetContent(ctx, "/src")
+		require.NoError(t, err, "a failed Move keeps the source")
+		require.True(t, bytes.Equal(source, got))
+	}
+	require.Empty(t, uploadsOf(t, d, internal(d).key(dst)), "no upload left at the destination")
 }

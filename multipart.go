@@ -30,7 +30,7 @@ func (d *driver) initiate(ctx context.Context, key string, meta http.Header, kee
 	start := time.Now()
 	err := d.do(ctx, "InitiateMultipartUpload", key, func(ctx context.Context) (*cossdk.Response, error) {
 		attempts++
-		opt := &cossdk.InitiateMultipartUploadOptions{ObjectPutHeaderOptions: d.putHeaders(-1)}
+		opt := &cossdk.InitiateMultipartUploadOptions{ObjectPutHeaderOptions: d.putHeaders(key, -1)}
 		if meta != nil {
 			opt.XCosMetaXXX = &meta
 		}
@@ -53,6 +53,12 @@ const maxClockSkew = time.Minute
 // abortOrphans aborts the uploads of exactly key, other than keep, that
 // started at or after since. Failures are left to the lifecycle rule.
 func (d *driver) abortOrphans(ctx context.Context, key string, keep []string, since time.Time) {
+	_ = d.abortUploadsOf(ctx, key, keep, since)
+}
+
+// abortUploadsOf aborts the uploads of exactly key, other than keep, that
+// started at or after since (all of them for a zero since).
+func (d *driver) abortUploadsOf(ctx context.Context, key string, keep []string, since time.Time) error {
 	var res *cossdk.ObjectListUploadsResult
 	err := d.do(ctx, "ListMultipartUploads", key, func(ctx context.Context) (*cossdk.Response, error) {
 		var resp *cossdk.Response
@@ -61,14 +67,23 @@ func (d *driver) abortOrphans(ctx context.Context, key string, keep []string, si
 		return resp, err
 	})
 	if err != nil {
-		return
+		return err
 	}
 	for _, u := range res.Upload {
-		started, perr := time.Parse(time.RFC3339, u.Initiated)
-		if u.Key == key && !slices.Contains(keep, u.UploadID) && perr == nil && !started.Before(since) {
-			_ = d.abort(ctx, key, u.UploadID)
+		if u.Key != key || slices.Contains(keep, u.UploadID) {
+			continue
+		}
+		if !since.IsZero() {
+			started, perr := time.Parse(time.RFC3339, u.Initiated)
+			if perr != nil || started.Before(since) {
+				continue
+			}
+		}
+		if aerr := d.abort(ctx, key, u.UploadID); aerr != nil && err == nil {
+			err = aerr // and the others are still aborted
 		}
 	}
+	return err
 }
 
 // completion is what a completed upload must be: its size and the CRC64

@@ -29,18 +29,27 @@ const (
 	DefaultMultipartCopyThreshold = 32 * mib
 	DefaultMultipartCopyChunkSize = 32 * mib
 	DefaultMaxRetries             = 5
+	// DefaultStorageClassThreshold is the smallest blob that gets the
+	// configured storage class: COS bills STANDARD_IA and
+	// INTELLIGENT_TIERING objects under 64 KB as 64 KB.
+	DefaultStorageClassThreshold = 64 * kib
 	// Upper bounds of the tunables: beyond them a value is a typo.
 	maxConcurrency    = 1000
 	maxRetries        = 100
 	maxBufferMemory   = 64 * gib
 	minRedirectExpiry = time.Second
 	maxRedirectExpiry = 7 * 24 * time.Hour
+	// COS's x-cos-traffic-limit range, 819200 to 838860800 bit/s, in bytes
+	// per second (the unit of trafficlimit).
+	minTrafficLimit = 100 * kib
+	maxTrafficLimit = 100 * mib
 	// DefaultBufferChunks is how many chunk buffers the driver-wide upload
 	// budget holds when maxbuffermemory is not set.
 	DefaultBufferChunks = 8
 
 	// COS limits (see the COS "specifications and limits" page).
 	minPartSize    = 1 * mib // every part but the last
+	maxPartCount   = 10000   // part numbers 1 to 10,000
 	maxPartSize    = 5 * gib
 	maxSingleCopy  = 5 * gib
 	maxDeleteBatch = 1000
@@ -103,8 +112,15 @@ type Parameters struct {
 	// transport error) is retried.
 	MaxRetries int
 
-	// StorageClass is sent with every write (STANDARD when empty).
+	// StorageClass is the storage class of blob data of at least
+	// StorageClassThreshold bytes (the registry's blobs/.../data objects,
+	// written by a writer or a Move); every other object is written
+	// STANDARD (MAZ_STANDARD when StorageClass is a MAZ_ class). Empty:
+	// no class is sent and the bucket's default applies to everything.
 	StorageClass string
+	// StorageClassThreshold is the size from which blob data gets
+	// StorageClass (default DefaultStorageClassThreshold).
+	StorageClassThreshold int64
 	// Encrypt turns on server-side encryption (SSE-COS, or SSE-KMS with KMSKeyID).
 	Encrypt  bool
 	KMSKeyID string
@@ -114,6 +130,20 @@ type Parameters struct {
 	// RedirectEndpoint, when set, is the base URL clients are redirected
 	// to (a CDN or custom domain); URLs are signed for its host.
 	RedirectEndpoint string
+	// InternalCIDRs are the client networks (such as the VPC of the
+	// bucket's region) that are redirected to InternalEndpoint instead,
+	// where downloads cost no public traffic. A client's address is the
+	// registry's: the first X-Forwarded-For entry, else X-Real-Ip, else
+	// the connection's.
+	InternalCIDRs []string
+	// InternalEndpoint is the base URL of redirects for InternalCIDRs
+	// (default the bucket's private-network host,
+	// <bucket>.cos-internal.<region>.tencentcos.cn).
+	InternalEndpoint string
+	// TrafficLimit caps the bandwidth of each download, in bytes per
+	// second: the driver's reads send x-cos-traffic-limit and redirect
+	// URLs carry it as a signed query parameter. Zero: no cap.
+	TrafficLimit int64
 
 	// MultipartCopyThreshold is the size above which Move copies in parts.
 	MultipartCopyThreshold int64
@@ -167,6 +197,7 @@ func (p Parameters) withDefaults() Parameters {
 	setDefault(&p.MultipartCopyThreshold, DefaultMultipartCopyThreshold)
 	setDefault(&p.RoleDuration, DefaultRoleDuration)
 	setDefault(&p.RoleSessionName, DefaultRoleSessionName)
+	setDefault(&p.StorageClassThreshold, DefaultStorageClassThreshold)
 	p.StorageClass = strings.ToUpper(p.StorageClass)
 	return p
 }
@@ -184,6 +215,7 @@ type numericRange struct {
 	value      int64
 	min, max   int64
 	isDuration bool
+	zeroIsOff  bool // 0 turns the feature off and is in range
 }
 
 // numericRanges lists the range of every numeric parameter of p: the one
@@ -200,13 +232,15 @@ func (p Parameters) numericRanges() []numericRange {
 		{name: "maxretries", value: int64(p.MaxRetries), min: 0, max: maxRetries},
 		{name: "multipartcopythreshold", value: p.MultipartCopyThreshold, min: 1, max: maxSingleCopy},
 		{name: "multipartcopychunksize", value: p.MultipartCopyChunkSize, min: minPartSize, max: maxPartSize},
+		{name: "storageclassthreshold", value: p.StorageClassThreshold, min: 1, max: maxSingleCopy},
+		{name: "trafficlimit", value: p.TrafficLimit, min: minTrafficLimit, max: maxTrafficLimit, zeroIsOff: true},
 		duration("redirectexpiry", p.RedirectExpiry, minRedirectExpiry, maxRedirectExpiry),
 		duration("roleduration", p.RoleDuration, minRoleDuration, maxRoleDuration),
 	}
 }
 
 func (r numericRange) check() error {
-	if r.value >= r.min && r.value <= r.max {
+	if (r.value >= r.min && r.value <= r.max) || (r.zeroIsOff && r.value == 0) {
 		return nil
 	}
 	if r.isDuration {
@@ -236,6 +270,7 @@ var parameterNames = []string{
 	"encrypt", "kmskeyid", "redirectexpiry", "redirectendpoint",
 	"multipartcopythreshold", "multipartcopychunksize", "useragent",
 	"profile", "rolearn", "rolesessionname", "roleduration", "stsendpoint",
+	"storageclassthreshold", "internalcidrs", "internalendpoint", "trafficlimit",
 }
 
 // ParameterNames returns the configuration keys the driver accepts, sorted.
@@ -314,6 +349,12 @@ func (p Parameters) check() error {
 	if p.StorageClass != "" && !contains(storageClasses, p.StorageClass) {
 		return fmt.Errorf("cos: parameter storageclass %q is not supported: want one of %s", p.StorageClass, strings.Join(storageClasses, ", "))
 	}
+	if _, err := parseCIDRs(p.InternalCIDRs); err != nil {
+		return err
+	}
+	if p.InternalEndpoint != "" && len(p.InternalCIDRs) == 0 {
+		return fmt.Errorf("cos: parameter internalendpoint needs internalcidrs: the client networks redirected to it")
+	}
 	if p.KMSKeyID != "" && !p.Encrypt {
 		return fmt.Errorf("cos: parameter kmskeyid needs encrypt: true")
 	}
@@ -341,6 +382,19 @@ func parseBaseURL(name, raw string) (*url.URL, error) {
 		return nil, fmt.Errorf("cos: parameter %s %q must be a scheme and host only, with no path, query or credentials", name, raw)
 	}
 	return u, nil
+}
+
+// parseCIDRs parses the internalcidrs networks.
+func parseCIDRs(cidrs []string) ([]*net.IPNet, error) {
+	var nets []*net.IPNet
+	for _, c := range cidrs {
+		_, n, err := net.ParseCIDR(strings.TrimSpace(c))
+		if err != nil {
+			return nil, fmt.Errorf("cos: parameter internalcidrs: %q is not a network: want CIDR notation such as \"10.0.0.0/8\" or \"fd00::/8\"", c)
+		}
+		nets = append(nets, n)
+	}
+	return nets, nil
 }
 
 // isLocalHost reports whether host is an IP address or localhost: such an

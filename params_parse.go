@@ -81,6 +81,12 @@ func ParseParameters(m map[string]any) (Parameters, error) {
 	size("multipartcopythreshold", &p.MultipartCopyThreshold)
 	size("multipartcopychunksize", &p.MultipartCopyChunkSize)
 	str("useragent", &p.UserAgent, false)
+	size("storageclassthreshold", &p.StorageClassThreshold)
+	if err == nil {
+		p.InternalCIDRs, err = parseList("internalcidrs", get("internalcidrs"))
+	}
+	str("internalendpoint", &p.InternalEndpoint, false)
+	size("trafficlimit", &p.TrafficLimit)
 	if err != nil {
 		return p, err
 	}
@@ -95,6 +101,37 @@ func ParseParameters(m map[string]any) (Parameters, error) {
 	}
 	p = p.withDefaults()
 	return p, p.Validate()
+}
+
+// parseList accepts a YAML list of strings or one string of
+// comma-separated values (as a REGISTRY_STORAGE_COS_<NAME> variable gives).
+func parseList(name string, v any) ([]string, error) {
+	var items []string
+	switch v := v.(type) {
+	case nil:
+		return nil, nil
+	case string:
+		items = strings.Split(v, ",")
+	case []any:
+		for _, item := range v {
+			s, ok := item.(string)
+			if !ok {
+				return nil, fmt.Errorf("cos: parameter %s must be a list of strings, got %s %v", name, kindOf(item), item)
+			}
+			items = append(items, s)
+		}
+	case []string:
+		items = v
+	default:
+		return nil, fmt.Errorf("cos: parameter %s must be a list or a comma-separated string, got %s %v", name, kindOf(v), v)
+	}
+	var list []string
+	for _, item := range items {
+		if item = strings.TrimSpace(item); item != "" {
+			list = append(list, item)
+		}
+	}
+	return list, nil
 }
 
 func parseString(name string, v any, dst *string, secret bool) error {

@@ -88,6 +88,17 @@ func TestParseParameters(t *testing.T) {
 		{name: "maxretries", key: "maxretries", value: 0, check: func(t *testing.T, p Parameters) { require.Equal(t, 0, p.MaxRetries) }},
 		{name: "unknown parameter", key: "chunk_size", value: 1, err: `unknown parameter "chunk_size"`},
 		{name: "skipverify yes", key: "skipverify", value: "yes", check: func(t *testing.T, p Parameters) { require.True(t, p.SkipVerify) }},
+		{name: "storageclassthreshold default", key: "storageclassthreshold", value: nil, check: func(t *testing.T, p Parameters) { require.EqualValues(t, 64*kib, p.StorageClassThreshold) }},
+		{name: "storageclassthreshold zero", key: "storageclassthreshold", value: 0, err: "storageclassthreshold 0 is out of range"},
+		{name: "internalcidrs list", key: "internalcidrs", value: []any{"10.0.0.0/8", " 192.168.0.0/16 "}, check: func(t *testing.T, p Parameters) {
+			require.Equal(t, []string{"10.0.0.0/8", "192.168.0.0/16"}, p.InternalCIDRs)
+		}},
+		{name: "internalcidrs bad", key: "internalcidrs", value: "10.0.0.0", err: `internalcidrs: "10.0.0.0" is not a network`},
+		{name: "internalcidrs not strings", key: "internalcidrs", value: []any{8}, err: "internalcidrs must be a list of strings"},
+		{name: "internalendpoint alone", key: "internalendpoint", value: "https://internal.example.com", err: "internalendpoint needs internalcidrs"},
+		{name: "trafficlimit", key: "trafficlimit", value: "10MiB", check: func(t *testing.T, p Parameters) { require.EqualValues(t, 10*mib, p.TrafficLimit) }},
+		{name: "trafficlimit zero is off", key: "trafficlimit", value: 0, check: func(t *testing.T, p Parameters) { require.Zero(t, p.TrafficLimit) }},
+		{name: "trafficlimit too low", key: "trafficlimit", value: "50KiB", err: "trafficlimit 51200 is out of range: want 102400 (100 KiB) to 104857600 (100 MiB)"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -215,6 +226,15 @@ func TestStructAndMapPathsAgree(t *testing.T) {
 		{"multipartcopychunksize", 8 * mib, func(p *Parameters) { p.MultipartCopyChunkSize = 8 * mib }},
 		{"multipartcopychunksize", 1000, func(p *Parameters) { p.MultipartCopyChunkSize = 1000 }},
 		{"useragent", "mirror/1", func(p *Parameters) { p.UserAgent = "mirror/1" }},
+		{"storageclassthreshold", "1MiB", func(p *Parameters) { p.StorageClassThreshold = mib }},
+		{"storageclassthreshold", -1, func(p *Parameters) { p.StorageClassThreshold = -1 }},
+		{"storageclassthreshold", 6 * gib, func(p *Parameters) { p.StorageClassThreshold = 6 * gib }},
+		{"internalcidrs", "10.0.0.0/8,fd00::/8", func(p *Parameters) { p.InternalCIDRs = []string{"10.0.0.0/8", "fd00::/8"} }},
+		{"internalcidrs", "10.0.0.0/33", func(p *Parameters) { p.InternalCIDRs = []string{"10.0.0.0/33"} }},
+		{"internalendpoint", "https://internal.example.com", func(p *Parameters) { p.InternalEndpoint = "https://internal.example.com" }},
+		{"trafficlimit", "1MiB", func(p *Parameters) { p.TrafficLimit = mib }},
+		{"trafficlimit", 1000, func(p *Parameters) { p.TrafficLimit = 1000 }},
+		{"trafficlimit", "101MiB", func(p *Parameters) { p.TrafficLimit = 101 * mib }},
 	}
 	covered := map[string]bool{}
 	for _, tc := range tests {

@@ -91,6 +91,12 @@ func (d *driver) getRange(ctx context.Context, key string, start, end int64, ifM
 	var head objectHead
 	err := d.do(ctx, "GetObject", key, func(ctx context.Context) (*cossdk.Response, error) {
 		opt := &cossdk.ObjectGetOptions{Range: fmt.Sprintf("bytes=%d-%d", start, end-1)}
+		if isBlobData(d.pathOf(key)) {
+			// trafficlimit caps a blob download as it caps a redirected
+			// client's; the registry's small reads (links, manifests' links)
+			// are not downloads.
+			opt.XCosTrafficLimit = int(d.params.TrafficLimit * 8)
+		}
 		if ifMatch != "" {
 			opt.XOptionHeader = &http.Header{"If-Match": []string{ifMatch}}
 		}
@@ -159,12 +165,19 @@ type resumingReader struct {
 	closed  bool
 }
 
-// rangeFetch is bytes [start, end) being fetched into buf.
+// rangeFetch is bytes [start, end) being fetched into buf, pieces of the
+// budget.
 type rangeFetch struct {
 	start, end int64
-	buf        []byte
+	buf        [][]byte
 	done       chan struct{} // closed when buf is filled or err set
 	err        error
+}
+
+// at is the range from pos to the end of the piece that holds pos.
+func (f *rangeFetch) at(pos int64) []byte {
+	i := int(pos - f.start)
+	return f.buf[i/pieceSize][i%pieceSize:]
 }
 
 func (r *resumingReader) Read(p []byte) (int, error) {
@@ -213,7 +226,7 @@ func (r *resumingReader) read(p []byte) (int, error) {
 		if f.err != nil {
 			return 0, f.err
 		}
-		n := copy(p, f.buf[r.pos-f.start:])
+		n := copy(p, f.at(r.pos))
 		if r.pos+int64(n) == f.end {
 			r.d.buffers.putRead(f.buf)
 			r.current = nil
@@ -227,11 +240,12 @@ func (r *resumingReader) read(p []byte) (int, error) {
 // long as fewer than readAhead are under way and buffers are free.
 func (r *resumingReader) fetchAhead() {
 	for len(r.ahead) < readAhead && r.next < r.size {
-		buf, ok := r.d.buffers.getForRead()
+		end := min(r.next+r.d.params.ChunkSize, r.size)
+		buf, ok := r.d.buffers.getForRead(int((end - r.next + pieceSize - 1) / pieceSize))
 		if !ok {
 			return
 		}
-		f := &rangeFetch{start: r.next, end: min(r.next+r.d.params.ChunkSize, r.size), buf: buf, done: make(chan struct{})}
+		f := &rangeFetch{start: r.next, end: end, buf: buf, done: make(chan struct{})}
 		r.next = f.end
 		r.ahead = append(r.ahead, f)
 		go r.fetch(f)
@@ -241,7 +255,9 @@ func (r *resumingReader) fetchAhead() {
 // fetch fills f.buf with its range, resuming after a dropped connection.
 func (r *resumingReader) fetch(f *rangeFetch) {
 	defer close(f.done)
-	f.buf = f.buf[:f.end-f.start]
+	for i := range f.buf {
+		f.buf[i] = f.buf[i][:min(pieceSize, int(f.end-f.start)-i*pieceSize)]
+	}
 	pos, failures := f.start, 0
 	for pos < f.end {
 		body, err := r.open(pos, f.end)
@@ -249,9 +265,14 @@ func (r *resumingReader) fetch(f *rangeFetch) {
 			f.err = err
 			return
 		}
-		n, err := io.ReadFull(body, f.buf[pos-f.start:])
+		n := 0
+		for err == nil && pos < f.end {
+			var k int
+			k, err = io.ReadFull(body, f.at(pos))
+			pos += int64(k)
+			n += k
+		}
 		body.Close()
-		pos += int64(n)
 		r.d.metrics.bytesReceived.Add(float64(n))
 		if err == nil {
 			return

@@ -207,18 +207,18 @@ func TestReaderMemoryIsBounded(t *testing.T) {
 		n, err := r.Read(buf)
 		require.NoError(t, err)
 		read += n
-		held = max(held, len(pool.tokens))
-		require.LessOrEqual(t, len(pool.tokens), budget/2, "buffers held after %d bytes", read)
+		held = max(held, pool.inUsePieces())
+		require.LessOrEqual(t, pool.inUsePieces(), budget*MinChunkSize/pieceSize/2, "pieces held after %d bytes", read)
 	}
 	require.Positive(t, held, "ranges were fetched ahead")
 	require.NoError(t, r.Close())
-	require.Equal(t, 0, len(pool.tokens), "Close gave every buffer back")
+	require.Equal(t, 0, pool.inUsePieces(), "Close gave every buffer back")
 	require.Equal(t, 0, pool.reads)
 
 	// Writers hold the whole budget: the read streams, one GET per range.
 	var taken [][]byte
-	for range budget {
-		b, err := pool.get(ctx)
+	for range budget * MinChunkSize / pieceSize {
+		b, err := pool.get(ctx, false)
 		require.NoError(t, err)
 		taken = append(taken, b)
 	}
@@ -227,9 +227,7 @@ func TestReaderMemoryIsBounded(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, bytes.Equal(content, got), "content read with no buffer free")
 	require.EqualValues(t, 2*readAhead, srv.Stats().Count("GetObject"))
-	for _, b := range taken {
-		pool.put(b)
-	}
+	pool.put(taken, false)
 }
 
 type failingReader struct{}

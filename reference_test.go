@@ -24,7 +24,7 @@ var parameterReferences = []struct{ path, to string }{
 // default is the code's, a numeric parameter's range is numericRanges',
 // and region is required under the same rule as resolveEndpoints applies.
 func TestParameterReferenceMatchesCode(t *testing.T) {
-	defaults := parameterDefaults(t)
+	defaults := parameterDefaults(t, parameterRows(t, parameterReferences[0].path))
 	ranges := map[string]numericRange{}
 	for _, r := range DefaultParameters().withDefaults().numericRanges() {
 		ranges[r.name] = r
@@ -119,25 +119,30 @@ func shortDuration(d time.Duration) string {
 	return d.String()
 }
 
+// derivedDefaults are the parameters whose default follows others
+// (maxbuffermemory: chunksize; internalendpoint: bucket and region), and
+// the required ones.
+var derivedDefaults = []string{"maxbuffermemory", "internalendpoint", "bucket", "region"}
+
 // parameterDefaults are the code's defaults, as the docs write them, of the
-// parameters with a fixed default (maxbuffermemory's follows chunksize).
-func parameterDefaults(t *testing.T) map[string]string {
+// parameters with a fixed default; rows (the English reference) say which
+// are sizes.
+func parameterDefaults(t *testing.T, rows map[string]parameterRow) map[string]string {
 	p := DefaultParameters().withDefaults()
 	v := reflect.ValueOf(p)
 	out := map[string]string{}
-	sizes := map[string]bool{"chunksize": true, "multipartcopythreshold": true, "multipartcopychunksize": true}
 	for i := range v.NumField() {
 		name := strings.ToLower(v.Type().Field(i).Name)
-		if !contains(parameterNames, name) || name == "maxbuffermemory" || name == "bucket" || name == "region" {
+		if !contains(parameterNames, name) || contains(derivedDefaults, name) {
 			continue
 		}
 		f := v.Field(i)
 		switch {
 		case f.Type() == reflect.TypeOf(time.Duration(0)):
 			out[name] = shortDuration(time.Duration(f.Int()))
-		case sizes[name]:
+		case rows[name].typ == "size":
 			out[name] = shortSize(f.Int())
-		case f.Kind() == reflect.String && f.String() == "":
+		case (f.Kind() == reflect.String || f.Kind() == reflect.Slice) && f.Len() == 0:
 			out[name] = `""`
 		default:
 			out[name] = fmt.Sprint(f.Interface())
@@ -147,7 +152,7 @@ func parameterDefaults(t *testing.T) map[string]string {
 	out["stsendpoint"] = DefaultSTSEndpoint
 	out["cvmmetadataurl"] = DefaultCVMMetadataURL
 	for _, name := range ParameterNames() {
-		if _, ok := out[name]; !ok && name != "maxbuffermemory" && name != "bucket" && name != "region" {
+		if _, ok := out[name]; !ok && !contains(derivedDefaults, name) {
 			t.Errorf("parameter %s has no field of Parameters named after it", name)
 		}
 	}
@@ -155,7 +160,7 @@ func parameterDefaults(t *testing.T) map[string]string {
 }
 
 // parameterRow is a row of a parameter table.
-type parameterRow struct{ def, accepted string }
+type parameterRow struct{ typ, def, accepted string }
 
 var parameterRowPattern = regexp.MustCompile("(?m)^\\| `([a-z]+)` \\|([^|]*)\\|([^|]*)\\|([^|]*)\\|")
 
@@ -174,7 +179,7 @@ func parameterRows(t *testing.T, path string) map[string]parameterRow {
 		if _, dup := rows[m[1]]; dup {
 			t.Errorf("%s: two table rows for parameter %s", path, m[1])
 		}
-		rows[m[1]] = parameterRow{def: strings.TrimSpace(m[3]), accepted: strings.TrimSpace(m[4])}
+		rows[m[1]] = parameterRow{typ: strings.TrimSpace(m[2]), def: strings.TrimSpace(m[3]), accepted: strings.TrimSpace(m[4])}
 	}
 	return rows
 }

@@ -288,16 +288,24 @@ func contentRange(resp *http.Response) (first, size int64, err error) {
 	return first, size, nil
 }
 
-// recordedUpload is the ID of the multipart upload whose state record is
-// at key ("" when key holds no record), read before the record is
-// replaced, so the upload can be aborted rather than left behind.
-func (d *driver) recordedUpload(ctx context.Context, key string) (string, error) {
+// recordedUpload reads whether the object at key is an upload-state record
+// and of which multipart upload, so that the upload can be aborted rather
+// than left behind when the record goes: a HEAD, and for a record a GET of
+// its header. A record too corrupt to name its upload is a record with
+// upload "". A missing key is a not-found error.
+func (d *driver) recordedUpload(ctx context.Context, key string) (uploadID string, record bool, err error) {
+	head, err := d.head(ctx, key)
+	if err != nil || head.uploadSize < 0 {
+		return "", false, err
+	}
 	rec, head, err := d.getUploadState(ctx, key)
-	if isNotFound(err) || (err == nil && head.uploadSize < 0) {
-		return "", nil
+	switch {
+	case err == nil && head.uploadSize < 0:
+		return "", false, nil // replaced by content since the HEAD
+	case err == nil:
+		return rec.state.UploadID, true, nil
+	case isNotFound(err):
+		return "", false, err
 	}
-	if err != nil {
-		return "", err
-	}
-	return rec.state.UploadID, nil
+	return "", true, nil // a record, but not understood
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"hash/crc64"
+	"slices"
 	"sort"
 	"sync"
 
@@ -38,7 +39,7 @@ func (d *driver) Writer(ctx context.Context, path string, append bool) (storaged
 		// before the move (another replica takes the retry): the writer
 		// holds that content, and a Commit with nothing more written
 		// leaves it as it is. Appending bytes to it is refused (Write).
-		w.size, w.dirty, w.holdsContent = head.size, false, head.size > 0
+		w.size, w.persisted, w.dirty, w.holdsContent = head.size, head.size, false, head.size > 0
 		return w, nil
 	}
 	state := rec.state
@@ -51,7 +52,7 @@ func (d *driver) Writer(ctx context.Context, path string, append bool) (storaged
 	if sum != state.Size || head.uploadSize != state.Size {
 		return nil, fmt.Errorf("cos: upload state record of %s is corrupt: %d bytes written, its parts and tail hold %d", path, state.Size, sum)
 	}
-	w.uploadID, w.size, w.record = state.UploadID, state.Size, rec.etag
+	w.uploadID, w.size, w.persisted, w.record = state.UploadID, state.Size, state.Size, rec.etag
 	if rec.tail != nil {
 		w.tail = rec.tail
 	} else {
@@ -90,22 +91,28 @@ type writer struct {
 	path string
 
 	partSize int    // size of every part but the last: the driver's chunksize
-	buf      []byte // part being filled (from the driver's buffer pool)
+	buf      body   // part being filled, in pieces of the driver's budget
+	bufSize  int    // bytes in buf
 	tail     []byte // resumed tail, until a buffer takes it over
 
 	stored storedTail // the tail at COS, in the record, when it is not in memory
 	cut    tailCut    // where the next part out of the stored tail ends
 	record string     // ETag of the record at key, which copies of stored are pinned to
 
-	uploadID string
-	nextPart int // number of the last part started
-	size     int64
-	dirty    bool // state differs from the stored record
+	uploadID  string
+	nextPart  int // number of the last part started
+	size      int64
+	persisted int64 // size the stored record says (or the committed content)
+	dirty     bool  // state differs from the stored record
 
 	uploads sync.WaitGroup
 	mu      sync.Mutex // guards parts and err
 	parts   map[int]uploadedPart
-	err     error
+	// err is the first failure. From then on only Cancel works: a failed
+	// call may have sent part of what it had (a part, a record), so the
+	// writer's state is no longer what COS holds, and Size reports what
+	// the stored record says, as a resume would.
+	err error
 
 	closed, committed, cancelled bool
 	holdsContent                 bool // resumed on committed content (size bytes)
@@ -132,26 +139,35 @@ func (w *writer) Write(p []byte) (int, error) {
 	if w.holdsContent && len(p) > 0 {
 		return 0, fmt.Errorf("cos: cannot append to %s: it holds %d bytes of committed content", w.path, w.size)
 	}
+	written, err := w.write(p)
+	if err != nil {
+		w.fail(err)
+	}
+	return written, err
+}
+
+func (w *writer) write(p []byte) (int, error) {
 	written := 0
 	for len(p) > 0 {
 		if err := w.failure(); err != nil {
 			return written, err
 		}
-		if w.buf == nil {
-			buf, err := w.d.buffers.get(w.ctx)
-			if err != nil {
+		last := len(w.buf) - 1
+		if last < 0 || len(w.buf[last]) == cap(w.buf[last]) {
+			if err := w.grow(); err != nil {
 				return written, err
 			}
-			w.buf = append(buf, w.tail...)
-			w.tail = nil
+			continue
 		}
-		n := copy(w.buf[len(w.buf):w.partSize], p)
-		w.buf = w.buf[:len(w.buf)+n]
+		piece := w.buf[last]
+		n := copy(piece[len(piece):min(cap(piece), len(piece)+w.partSize-w.bufSize)], p)
+		w.buf[last] = piece[:len(piece)+n]
+		w.bufSize += n
 		w.size += int64(n)
 		w.dirty = true
 		written += n
 		p = p[n:]
-		if len(w.buf) < w.partSize {
+		if w.bufSize < w.partSize {
 			continue
 		}
 		if w.stored.size > 0 {
@@ -160,12 +176,51 @@ func (w *writer) Write(p []byte) (int, error) {
 			}
 			continue
 		}
-		if err := w.startPart(w.buf, true); err != nil {
+		if err := w.sendBuffer(); err != nil {
 			return written, err
 		}
-		w.buf = nil
 	}
 	return written, nil
+}
+
+// grow adds a piece of the budget to the buffer. Pieces are taken as data
+// arrives, so an upload whose client stalls holds no more than it was
+// sent. When none is free and no part in flight will give one back, the
+// buffer (whole pieces, at least 1 MiB) goes up as a part shorter than
+// partSize rather than wait: the writers holding the budget may all be
+// waiting for more, or fed by clients that stopped sending.
+func (w *writer) grow() error {
+	piece, err := w.d.buffers.get(w.ctx, w.bufSize > 0)
+	if err == errBudgetFull {
+		if w.stored.size > 0 {
+			// The stored tail comes first: it becomes a part of its own
+			// (at least 1 MiB), whole.
+			if err := w.copyStored(w.ctx, w.stored.size, w.stored.crc); err != nil {
+				return err
+			}
+			w.stored, w.cut = storedTail{}, tailCut{}
+		}
+		return w.sendBuffer()
+	}
+	if err != nil {
+		return err
+	}
+	if w.tail != nil {
+		piece = append(piece, w.tail...) // a resumed tail is below 1 MiB
+		w.bufSize, w.tail = len(piece), nil
+	}
+	w.buf = append(w.buf, piece)
+	return nil
+}
+
+// sendBuffer uploads the buffer as the next part, in the background.
+func (w *writer) sendBuffer() error {
+	if err := w.startPart(w.buf, true); err != nil {
+		return err
+	}
+	w.buf, w.bufSize = nil, 0
+	w.dirty = true
+	return nil
 }
 
 // drain turns the stored tail and the start of the full buffer into parts
@@ -174,10 +229,13 @@ func (w *writer) Write(p []byte) (int, error) {
 func (w *writer) drain() error {
 	rest := w.stored.size - w.cut.size // the stored tail after the cut
 	if k := w.partSize - int(rest); k > 0 {
-		if err := w.extendRecord(w.ctx, w.buf[:k], false); err != nil {
+		if err := w.extendRecord(w.ctx, w.buf.prefix(k), false); err != nil {
 			return err
 		}
-		w.buf = w.buf[:copy(w.buf, w.buf[k:])]
+		var spare [][]byte
+		w.buf, spare = w.buf.dropFront(k)
+		w.bufSize -= k
+		w.d.buffers.put(spare, false)
 	}
 	if err := w.cutPart(); err != nil {
 		return err
@@ -234,8 +292,8 @@ func (w *writer) fail(err error) {
 }
 
 // startPart uploads data as the next part. With background, the upload
-// runs concurrently and gives the buffer back to the pool when done.
-func (w *writer) startPart(data []byte, background bool) error {
+// runs concurrently and gives the pieces back to the pool when done.
+func (w *writer) startPart(data body, background bool) error {
 	if w.uploadID == "" {
 		if err := w.initiate(); err != nil {
 			return err
@@ -245,10 +303,10 @@ func (w *writer) startPart(data []byte, background bool) error {
 	number := w.nextPart
 	upload := func() {
 		w.d.metrics.partsInFlight.Inc()
-		part, err := w.d.uploadPart(w.ctx, w.key, w.uploadID, number, data)
+		part, err := w.d.uploadPart(w.ctx, w.key, w.uploadID, number, data...)
 		w.d.metrics.partsInFlight.Dec()
 		if background {
-			w.d.buffers.put(data)
+			w.d.buffers.put(data, true)
 		}
 		if err != nil {
 			w.fail(err)
@@ -260,6 +318,7 @@ func (w *writer) startPart(data []byte, background bool) error {
 		upload()
 		return w.failure()
 	}
+	w.d.buffers.send(data)
 	w.uploads.Add(1)
 	go func() {
 		defer w.uploads.Done()
@@ -331,10 +390,11 @@ func (w *writer) state(tailSize int64, cut tailCut) *uploadState {
 }
 
 // putRecord stores a record whose tail is data, in one PUT.
-func (w *writer) putRecord(ctx context.Context, data []byte) error {
-	state := w.state(int64(len(data)), tailCut{})
-	header := state.headerBlock(int64(len(data)), 0, crcOf(data))
-	if err := w.d.putObject(ctx, w.key, state.recordMeta(header, 0), data, header); err != nil {
+func (w *writer) putRecord(ctx context.Context, data body) error {
+	size := int64(data.size())
+	state := w.state(size, tailCut{})
+	header := state.headerBlock(size, 0, data.crc())
+	if err := w.d.putObject(ctx, w.key, state.recordMeta(header, 0), append(slices.Clone(data), header)...); err != nil {
 		return err
 	}
 	w.record, w.stored, w.cut = "", storedTail{}, tailCut{}
@@ -352,12 +412,13 @@ func (w *writer) putRecord(ctx context.Context, data []byte) error {
 // the middle of a write or a commit (advance false), data is spare: the
 // header still says what the last Close said, so a process that dies
 // before the next Close leaves the size the registry expects.
-func (w *writer) extendRecord(ctx context.Context, data []byte, advance bool) error {
+func (w *writer) extendRecord(ctx context.Context, data body, advance bool) error {
 	if w.stored.size < minPartSize {
 		return fmt.Errorf("cos: internal error: a stored tail of %d bytes cannot be copied as a part", w.stored.size)
 	}
-	tailSize := w.stored.size + int64(len(data))
-	tailCRC := crcCombine(w.stored.crc, crc64.Checksum(data, crcTable), int64(len(data)))
+	dataSize := int64(data.size())
+	tailSize := w.stored.size + dataSize
+	tailCRC := crcCombine(w.stored.crc, data.crc(), dataSize)
 	cut := w.cut
 	if cut.size == 0 && tailSize >= int64(w.partSize) {
 		cut = tailCut{size: tailSize, crc: tailCRC}
@@ -369,7 +430,7 @@ func (w *writer) extendRecord(ctx context.Context, data []byte, advance bool) er
 		state = w.state(tailSize, cut)
 		header = state.headerBlock(tailSize, 0, tailCRC)
 	} else {
-		spare = int64(len(data))
+		spare = dataSize
 		state = w.state(w.stored.size, w.cut)
 		header = state.headerBlock(w.stored.size, spare, w.stored.crc)
 	}
@@ -393,12 +454,12 @@ func (w *writer) extendRecord(ctx context.Context, data []byte, advance bool) er
 	return nil
 }
 
-func (w *writer) completeRecord(ctx context.Context, uploadID string, data, header []byte, want completion) (string, error) {
+func (w *writer) completeRecord(ctx context.Context, uploadID string, data body, header []byte, want completion) (string, error) {
 	copied, err := w.d.copyPart(ctx, w.key, uploadID, 1, w.key, w.stored.offset, w.stored.size, w.record, formatCRC(w.stored.crc))
 	if err != nil {
 		return "", err
 	}
-	last, err := w.d.uploadPart(ctx, w.key, uploadID, 2, data, header)
+	last, err := w.d.uploadPart(ctx, w.key, uploadID, 2, append(slices.Clone(data), header)...)
 	if err != nil {
 		return "", err
 	}
@@ -414,21 +475,29 @@ func (w *writer) settle() error {
 
 // pending is the data not yet in a part or at COS: the buffer, or the
 // resumed tail.
-func (w *writer) pending() []byte {
+func (w *writer) pending() body {
 	if w.buf != nil {
 		return w.buf
 	}
-	return w.tail
+	if w.tail != nil {
+		return body{w.tail}
+	}
+	return nil
 }
 
 func (w *writer) releaseBuffer() {
-	if w.buf != nil {
-		w.d.buffers.put(w.buf)
-		w.buf = nil
-	}
+	w.d.buffers.put(w.buf, false)
+	w.buf, w.bufSize = nil, 0
 }
 
-func (w *writer) Size() int64 { return w.size }
+// Size is the bytes written; after a failure, what the stored record says
+// (the registry hands it to the client as the offset to go on from).
+func (w *writer) Size() int64 {
+	if w.failure() != nil {
+		return w.persisted
+	}
+	return w.size
+}
 
 // Close persists what was written so that Writer(path, true) can resume it,
 // in the state record: one PUT of the data in memory and the header when no
@@ -441,6 +510,14 @@ func (w *writer) Close() error {
 	}
 	w.closed = true
 	defer w.releaseBuffer()
+	if err := w.close(); err != nil {
+		w.fail(err)
+		return err
+	}
+	return nil
+}
+
+func (w *writer) close() error {
 	if err := w.settle(); err != nil {
 		return err
 	}
@@ -462,36 +539,41 @@ func (w *writer) Close() error {
 	if err != nil {
 		return err
 	}
-	w.dirty = false
+	w.dirty, w.persisted = false, w.size
 	return nil
 }
 
 // Commit makes the content readable at the path: one PUT when no part was
 // uploaded and no tail is stored, else the last parts (a copy of the stored
 // tail, then the data in memory) and Complete. The result is checked
-// against the CRC64 of everything written.
+// against the CRC64 of everything written. A failed Commit leaves the
+// writer failed: the record stays what the last Close stored.
 func (w *writer) Commit(ctx context.Context) error {
 	if err := w.usable(); err != nil {
 		return err
 	}
 	defer w.releaseBuffer()
+	if err := w.commit(ctx); err != nil {
+		w.fail(err)
+		return err
+	}
+	w.committed = true
+	return nil
+}
+
+func (w *writer) commit(ctx context.Context) error {
 	if err := w.settle(); err != nil {
 		return err
 	}
 	if w.holdsContent {
-		w.committed = true // already committed, and nothing was added
-		return nil
+		return nil // already committed, and nothing was added
 	}
 	pending := w.pending()
 	if w.uploadID == "" && w.stored.size == 0 {
-		if err := w.d.putObject(ctx, w.key, nil, pending); err != nil {
-			return err
-		}
-		w.committed = true
-		return nil
+		return w.d.putObject(ctx, w.key, nil, pending...)
 	}
 	if w.stored.size > 0 {
-		if len(pending) > 0 {
+		if pending.size() > 0 {
 			// The stored tail and the data in memory become one last
 			// part, not a short part before another: every part but the
 			// last holds partSize bytes, or 10,000 parts would not reach
@@ -500,21 +582,18 @@ func (w *writer) Commit(ctx context.Context) error {
 				return err
 			}
 			pending = nil
+			w.releaseBuffer() // its data is in the stored tail now
 		}
 		if err := w.copyStored(ctx, w.stored.size, w.stored.crc); err != nil {
 			return err
 		}
 	}
-	if len(pending) > 0 {
+	if pending.size() > 0 {
 		if err := w.startPart(pending, false); err != nil {
 			return err
 		}
 	}
-	if err := w.complete(ctx); err != nil {
-		return err
-	}
-	w.committed = true
-	return nil
+	return w.complete(ctx)
 }
 
 // sortedParts returns the uploaded parts in part-number order.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -143,4 +144,67 @@ func TestAppendToCommittedContent(t *testing.T) {
 	_, err = w.Write([]byte("more"))
 	require.ErrorContains(t, err, "/blob/data")
 	require.NoError(t, w.Cancel(ctx))
+}
+
+// TestFailedCallsKeepSizeAndRecordInStep: after a Commit or Close that
+// failed, the writer's Size, the record it leaves and what a resume reports
+// agree (a Close after a failed Commit used to store a record without the
+// buffered bytes and return nil, while Size still counted them; the
+// registry hands Size to the client as its next offset after a failed
+// Close), and the upload goes on from there to the right content.
+func TestFailedCallsKeepSizeAndRecordInStep(t *testing.T) {
+	ctx := context.Background()
+	srv := testenv.StartEmulator(t, costest.Options{})
+	d := newTestDriver(t, srv, func(p *Parameters) { p.ChunkSize = MinChunkSize; p.MaxRetries = 0 })
+	for _, tc := range []struct {
+		name    string
+		resumed int // bytes written and closed before
+		written int // bytes written by the writer whose call fails
+		deny    string
+		commit  bool // the failing call is Commit (else Close)
+	}{
+		{name: "commit of one PUT", written: 10, deny: "PutObject", commit: true},
+		{name: "commit's last part", written: MinChunkSize + mib/2, deny: "UploadPart", commit: true},
+		{name: "commit's complete", written: MinChunkSize + mib/2, deny: "CompleteMultipartUpload", commit: true},
+		{name: "commit onto a stored tail", resumed: 2 * mib, written: mib / 2, deny: "CompleteMultipartUpload", commit: true},
+		{name: "close's record", resumed: 100, written: 10, deny: "PutObject"},
+		{name: "close growing a stored tail", resumed: 2 * mib, written: mib / 2, deny: "UploadPartCopy"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := "/failed/" + strings.NewReplacer(" ", "-", "'", "").Replace(tc.name)
+			content := testenv.RandomBytes(tc.resumed+tc.written+MinChunkSize, 33)
+			w, err := d.Writer(ctx, p, false)
+			require.NoError(t, err)
+			_, err = w.Write(content[:tc.resumed])
+			require.NoError(t, err)
+			require.NoError(t, w.Close())
+			w, err = d.Writer(ctx, p, true)
+			require.NoError(t, err)
+			_, err = w.Write(content[tc.resumed : tc.resumed+tc.written])
+			require.NoError(t, err)
+
+			srv.SetMisbehavior(costest.Misbehavior{Deny: []string{tc.deny}})
+			if tc.commit {
+				require.Error(t, w.Commit(ctx), "commit with %s denied", tc.deny)
+				srv.SetMisbehavior(costest.Misbehavior{})
+				if err := w.Close(); err == nil {
+					require.EqualValues(t, tc.resumed+tc.written, w.Size(), "a Close that succeeds stores every byte written")
+				}
+			} else {
+				require.Error(t, w.Close(), "close with %s denied", tc.deny)
+				srv.SetMisbehavior(costest.Misbehavior{})
+			}
+			resumed, err := d.Writer(ctx, p, true)
+			require.NoError(t, err)
+			require.Equal(t, resumed.Size(), w.Size(), "the failed writer's Size and what a resume finds")
+
+			off := int(resumed.Size())
+			_, err = resumed.Write(content[off:])
+			require.NoError(t, err)
+			require.NoError(t, resumed.Commit(ctx))
+			got, err := d.GetContent(ctx, p)
+			require.NoError(t, err)
+			require.True(t, bytes.Equal(content, got), "content")
+		})
+	}
 }

@@ -1,23 +1,84 @@
 package check
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"time"
 
+	"github.com/registry-cos/cos"
 	cossdk "github.com/tencentyun/cos-go-sdk-v5"
 )
 
+// storageClass writes an object with the configured class, as the driver
+// writes large blob data, and reads the class back from HEAD (COS names
+// every class but STANDARD there).
 func (pr *prober) storageClass(ctx context.Context) {
-	name := "storage class " + pr.params.StorageClass
+	class := pr.params.StorageClass
+	name := "storage class " + class
 	key := pr.key("storage-class")
-	_, err := pr.put(ctx, key, []byte("x"), &cossdk.ObjectPutOptions{ObjectPutHeaderOptions: &cossdk.ObjectPutHeaderOptions{XCosStorageClass: pr.params.StorageClass}})
+	_, err := pr.put(ctx, key, []byte("x"), &cossdk.ObjectPutOptions{ObjectPutHeaderOptions: &cossdk.ObjectPutHeaderOptions{XCosStorageClass: class}})
 	if err != nil {
-		pr.failed(name, "PUT Object with x-cos-storage-class 200 (multi-AZ classes need a multi-AZ bucket)", err)
+		pr.failed(name, "PUT Object with x-cos-storage-class 200 (multi-AZ classes need a multi-AZ bucket; INTELLIGENT_TIERING one with intelligent tiering enabled)", err)
 		return
 	}
-	pr.ok(name, "accepted by the bucket")
+	resp, err := pr.c.Object.Head(ctx, key, nil)
+	if err != nil {
+		pr.failed(name, "HEAD Object 200", err)
+		return
+	}
+	got := resp.Header.Get("x-cos-storage-class")
+	if got == "" {
+		got = "STANDARD"
+	}
+	if got != class {
+		pr.fail(name, "HEAD names the class "+class, got)
+		return
+	}
+	threshold := pr.params.StorageClassThreshold
+	if threshold == 0 {
+		threshold = cos.DefaultStorageClassThreshold
+	}
+	standard := "STANDARD"
+	if strings.HasPrefix(class, "MAZ_") {
+		standard = "MAZ_STANDARD"
+	}
+	pr.ok(name, fmt.Sprintf("accepted; blob data of %d bytes and more is written %s, every other object %s", threshold, class, standard))
+}
+
+// trafficLimit checks x-cos-traffic-limit on a GET (the driver's reads and
+// redirects with trafficlimit): a value in COS's range reads the object,
+// one below it answers 400.
+func (pr *prober) trafficLimit(ctx context.Context, key string, data []byte) {
+	const name = "traffic limit"
+	resp, err := pr.c.Object.Get(ctx, key, &cossdk.ObjectGetOptions{XCosTrafficLimit: 838860800})
+	if err != nil {
+		pr.failed(name, "GET Object with x-cos-traffic-limit 838860800 200", err)
+		return
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !bytes.Equal(body, data) {
+		pr.fail(name, fmt.Sprintf("the %d bytes at x-cos-traffic-limit 838860800", len(data)), fmt.Sprintf("%d other bytes", len(body)))
+		return
+	}
+	_, err = pr.c.Object.Get(ctx, key, &cossdk.ObjectGetOptions{XCosTrafficLimit: 100})
+	if status, _ := statusOf(err); status != http.StatusBadRequest {
+		got := "200"
+		if err != nil {
+			got = describe(err)
+		}
+		pr.add(Result{Name: name, Status: Fail, Expected: "400 for x-cos-traffic-limit 100 (below 819200 bit/s)", Got: got, Assumption: true})
+		return
+	}
+	detail := "honoured (819200 to 838860800 bit/s; 400 below)"
+	if pr.params.TrafficLimit != 0 {
+		detail += fmt.Sprintf("; trafficlimit caps downloads at %d bit/s", pr.params.TrafficLimit*8)
+	}
+	pr.add(Result{Name: name, Status: OK, Detail: detail, Assumption: true})
 }
 
 // bucketConfiguration reads versioning, lifecycle and acceleration. A read

@@ -305,3 +305,20 @@ func TestProbeAcceleration(t *testing.T) {
 		require.Equal(t, want, find(t, r, "acceleration").Status, "acceleration enabled %v:\n%s", enabled, lines(r))
 	}
 }
+
+// TestProbeStorageClassAndTrafficLimit: with storageclass, the probe says
+// which objects get the class; with trafficlimit, the traffic-limit line
+// names the cap, and the presigned checks pass with it in the URL.
+func TestProbeStorageClassAndTrafficLimit(t *testing.T) {
+	_, d, p := emulator(t, costest.Options{})
+	p.StorageClass = "STANDARD_IA"
+	p.TrafficLimit = 1 << 20
+	r := check.Run(context.Background(), d, p, check.Options{})
+	res := find(t, r, "storage class STANDARD_IA")
+	require.Equal(t, check.OK, res.Status, lines(r))
+	require.Contains(t, res.Detail, "blob data of 65536 bytes and more is written STANDARD_IA, every other object STANDARD")
+	res = find(t, r, "traffic limit")
+	require.Equal(t, check.OK, res.Status, lines(r))
+	require.Contains(t, res.Detail, "trafficlimit caps downloads at 8388608 bit/s")
+	require.Equal(t, check.OK, find(t, r, "presigned GET").Status, lines(r))
+}

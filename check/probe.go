@@ -162,6 +162,7 @@ func (pr *prober) behaviour(ctx context.Context) {
 	}()
 	pr.rangedReads(ctx, key, data)
 	pr.presigned(ctx, key, data)
+	pr.trafficLimit(ctx, key, data)
 	pr.copyWithMetadata(ctx)
 	pr.multipart(ctx)
 	pr.uploadRecord(ctx)

@@ -23,6 +23,7 @@ const (
 	opPutBucketLifecycle    = "PutBucketLifecycle"
 	opPutBucketAccelerate   = "PutBucketAccelerate"
 	opDeleteBucketLifecycle = "DeleteBucketLifecycle"
+	opGetBucketLocation     = "GetBucketLocation"
 )
 
 // BucketConfig is the configuration the emulator reports for its buckets.
@@ -79,6 +80,7 @@ func Operations() []string {
 		opListParts, opCopyObject, opAppendObject, opGetService,
 		opGetBucketVersioning, opGetBucketLifecycle, opGetBucketAccelerate,
 		opPutBucketVersioning, opPutBucketLifecycle, opPutBucketAccelerate, opDeleteBucketLifecycle,
+		opGetBucketLocation,
 	}
 }
 
@@ -129,6 +131,9 @@ func bucketConfigOperation(r *http.Request) string {
 		"versioning": {opGetBucketVersioning, opPutBucketVersioning, ""},
 		"lifecycle":  {opGetBucketLifecycle, opPutBucketLifecycle, opDeleteBucketLifecycle},
 		"accelerate": {opGetBucketAccelerate, opPutBucketAccelerate, ""},
+		// GET Bucket location (API page 8275; the Go SDK's GetLocation),
+		// which S3 tools ask for too: answered, not listed as objects.
+		"location": {opGetBucketLocation, "", ""},
 	}
 	for name, byMethod := range ops {
 		if !q.Has(name) {
@@ -175,6 +180,11 @@ func (q *request) serveBucketConfig() error {
 			XMLName xml.Name `xml:"VersioningConfiguration"`
 			Status  string   `xml:"Status"`
 		}{Status: c.Versioning})
+	case opGetBucketLocation:
+		q.writeXML(struct {
+			XMLName  xml.Name `xml:"LocationConstraint"`
+			Location string   `xml:",chardata"`
+		}{Location: q.h.regionOf(q.bucket)})
 	case opGetBucketAccelerate:
 		status := "Suspended"
 		if c.Accelerate {

@@ -142,3 +142,16 @@ func TestMisbehaviorThroughSDK(t *testing.T) {
 		t.Fatal("after SetMisbehavior(Misbehavior{}) PUT still omits x-cos-hash-crc64ecma")
 	}
 }
+
+// TestGetBucketLocation: GET Bucket location answers the bucket's region
+// (it was answered as a listing before), read by the Go SDK's GetLocation.
+func TestGetBucketLocation(t *testing.T) {
+	srv := startServer(t, Options{Region: "ap-shanghai"})
+	res, _, err := newClient(t, srv).Bucket.GetLocation(context.Background())
+	if err != nil || res.Location != "ap-shanghai" {
+		t.Fatalf("GetLocation: %+v %v", res, err)
+	}
+	if n := srv.Stats().Requests[opGetBucketLocation]; n != 1 {
+		t.Fatalf("%d GetBucketLocation requests counted", n)
+	}
+}

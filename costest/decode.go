@@ -84,7 +84,11 @@ func (q *request) receiveBlob(limit int64) (segment, *digest, error) {
 		return segment{}, nil, err
 	}
 	d, err := copyHashed(bw, q.r.Body, limit)
+	var ce *cosError
 	switch {
+	case errors.As(err, &ce):
+		// The body's own check failed (XAmzContentSHA256Mismatch).
+		err = ce
 	case err != nil:
 		err = newError(http.StatusBadRequest, "IncompleteBody", "You did not provide the number of bytes specified by the Content-Length HTTP header.")
 	case d.size > limit:
@@ -134,6 +138,9 @@ func (q *request) readXMLBody(requireMD5 bool) ([]byte, error) {
 		return nil, newError(http.StatusBadRequest, "MissingContentMD5", "Missing required header for this request: Content-MD5.")
 	}
 	body, err := io.ReadAll(io.LimitReader(q.r.Body, maxXMLBodySize+1))
+	if ce := (*cosError)(nil); errors.As(err, &ce) {
+		return nil, ce
+	}
 	if err != nil {
 		return nil, newError(http.StatusBadRequest, "IncompleteBody", "The request body could not be read.")
 	}

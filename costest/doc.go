@@ -9,6 +9,14 @@
 // marker and delimiter, multipart uploads, server-side copies and appendable
 // objects, with the size limits and error codes COS applies.
 //
+// It also answers the AWS S3-compatible requests COS takes on the same
+// endpoints (sigv4.go): AWS Signature Version 4 in the Authorization header
+// or a presigned query, x-amz-* headers for their x-cos-* counterparts,
+// ListObjectsV2, S3's error codes, and path-style addressing
+// (<endpoint>/<bucket>/<key>) for buckets created before 2024
+// (Options.BucketCreated), so AWS SDKs and the upstream s3-aws storage
+// driver can be pointed at it.
+//
 // Objects live in memory (Options.Dir empty) or on disk under Options.Dir,
 // where objects and in-progress multipart uploads survive a restart. Large
 // objects stream to and from disk, so memory does not grow with object size.

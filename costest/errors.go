@@ -14,6 +14,9 @@ type cosError struct {
 	// real COS does, to ease debugging of signing code.
 	stringToSign string
 	formatString string
+	// canonicalRequest is echoed on a SigV4 SignatureDoesNotMatch, as S3
+	// does (sigv4.go).
+	canonicalRequest string
 }
 
 func (e *cosError) Error() string {

@@ -90,6 +90,9 @@ var errorStatus = map[string]int{
 	"NoSuchKey": 404, "NoSuchBucket": 404, "NoSuchUpload": 404, "NoSuchCopySource": 404,
 	"MethodNotAllowed": 405, "BucketAlreadyOwnedByYou": 409, "ObjectNotAppendable": 409, "AppendPositionErr": 409,
 	"MissingContentLength": 411, "PreconditionFailed": 412, "InvalidRange": 416, "NotImplemented": 501,
+	// The S3-compatible surface (sigv4.go).
+	"AuthorizationHeaderMalformed": 400, "AuthorizationQueryParametersError": 400, "XAmzContentSHA256Mismatch": 400,
+	"PathStyleDomainForbidden": 403,
 }
 
 // fuzzServe serves req on h, failing if the handler does not return within
@@ -890,6 +893,12 @@ func FuzzAuthorization(f *testing.F) {
 		code := checkAnswer(t, req, rec)
 		switch code {
 		case "", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "RequestTimeTooSkewed":
+		case "AuthorizationHeaderMalformed", "AuthorizationQueryParametersError", "NotImplemented", "InvalidRequest", "InvalidArgument",
+			"PathStyleDomainForbidden", "NoSuchBucket":
+			// An AWS-style authorization (sigv4.go, fuzzed by FuzzSigV4).
+			if !isSigV4(req, parseQuery(req.URL.RawQuery)) {
+				t.Fatalf("auth %q (form %d): %d %q", auth, form%3, rec.Code, code)
+			}
 		default:
 			t.Fatalf("auth %q (form %d): %d %q", auth, form%3, rec.Code, code)
 		}

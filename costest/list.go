@@ -1,6 +1,7 @@
 package costest
 
 import (
+	"encoding/base64"
 	"encoding/xml"
 	"net/http"
 	"strconv"
@@ -88,7 +89,7 @@ type listedObject struct {
 	LastModified string `xml:"LastModified"`
 	ETag         string `xml:"ETag"`
 	Size         int64  `xml:"Size"`
-	Owner        owner  `xml:"Owner"`
+	Owner        *owner `xml:"Owner"`
 	StorageClass string `xml:"StorageClass"`
 }
 
@@ -113,59 +114,163 @@ func storageClass(m objectMeta) string {
 	return m.StorageClass
 }
 
-// listObjects implements GET Bucket (List Objects v1). Keys come in binary
+// listPage is one page of an object listing: the entries after marker
+// (keys, or common prefixes under delimiter), at most maxKeys of them.
+type listPage struct {
+	prefixes  []string
+	objects   []*objectRecord
+	truncated bool
+	last      string // the last entry listed
+}
+
+// listObjectPage lists a page the way GET Bucket does: keys come in binary
 // order; with a delimiter each key rolls up to its common prefix; entries
 // (keys and prefixes) not after marker are skipped, so a marker naming a
-// common prefix skips its whole group; max-keys counts both kinds.
-func (q *request) listObjects() error {
-	prefix, marker := q.query.Get("prefix"), q.query.Get("marker")
-	delimiter, err := q.parseDelimiter()
-	if err != nil {
-		return err
-	}
-	encoding, err := q.parseEncodingType()
-	if err != nil {
-		return err
-	}
-	maxKeys, err := q.parseMaxItems("max-keys")
-	if err != nil {
-		return err
-	}
+// common prefix skips its whole group; maxKeys counts both kinds.
+func (q *request) listObjectPage(prefix, marker, delimiter string, maxKeys int) (listPage, error) {
 	objects, err := q.h.store.listObjects(q.bucket, prefix, q.listAsOf())
+	if err != nil {
+		return listPage{}, err
+	}
+	var page listPage
+	count := 0
+	for _, o := range objects {
+		entry, isPrefix := rollUp(o.Key, prefix, delimiter)
+		if entry <= marker || (isPrefix && entry == page.last) {
+			continue
+		}
+		if count == maxKeys {
+			page.truncated = maxKeys > 0
+			break
+		}
+		count++
+		page.last = entry
+		if isPrefix {
+			page.prefixes = append(page.prefixes, entry)
+			continue
+		}
+		page.objects = append(page.objects, o)
+	}
+	return page, nil
+}
+
+// listed is the listing entry of an object.
+func (q *request) listed(o *objectRecord, encoding string, withOwner bool) listedObject {
+	e := listedObject{
+		Key: encodeListName(o.Key, encoding), LastModified: xmlTime(o.Modified), ETag: quote(o.ETag),
+		Size: o.Size, StorageClass: storageClass(o.Meta),
+	}
+	if withOwner {
+		own := bucketOwner(q.bucket)
+		e.Owner = &own
+	}
+	return e
+}
+
+// listParams reads the parameters both listing versions share.
+func (q *request) listParams() (delimiter, encoding string, maxKeys int, err error) {
+	if delimiter, err = q.parseDelimiter(); err != nil {
+		return
+	}
+	if encoding, err = q.parseEncodingType(); err != nil {
+		return
+	}
+	maxKeys, err = q.parseMaxItems("max-keys")
+	return
+}
+
+// listObjects implements GET Bucket (List Objects v1), and for SigV4
+// requests with list-type=2 ListObjectsV2.
+func (q *request) listObjects() error {
+	if q.s3 && q.query.Get("list-type") == "2" {
+		return q.listObjectsV2()
+	}
+	prefix, marker := q.query.Get("prefix"), q.query.Get("marker")
+	delimiter, encoding, maxKeys, err := q.listParams()
+	if err != nil {
+		return err
+	}
+	page, err := q.listObjectPage(prefix, marker, delimiter, maxKeys)
 	if err != nil {
 		return err
 	}
 	res := listBucketResult{
 		Name: q.bucket, EncodingType: encoding, Prefix: encodeListName(prefix, encoding),
 		Marker: encodeListName(marker, encoding), MaxKeys: maxKeys, Delimiter: encodeListName(delimiter, encoding),
+		IsTruncated: page.truncated,
 	}
-	own := bucketOwner(q.bucket)
-	count, last := 0, ""
-	for _, o := range objects {
-		entry, isPrefix := rollUp(o.Key, prefix, delimiter)
-		if entry <= marker || (isPrefix && entry == last) {
-			continue
-		}
-		if count == maxKeys {
-			res.IsTruncated = maxKeys > 0
-			break
-		}
-		count++
-		last = entry
-		if isPrefix {
-			res.CommonPrefixes = append(res.CommonPrefixes, commonPrefix{Prefix: encodeListName(entry, encoding)})
-			continue
-		}
-		res.Contents = append(res.Contents, listedObject{
-			Key: encodeListName(o.Key, encoding), LastModified: xmlTime(o.Modified), ETag: quote(o.ETag),
-			Size: o.Size, Owner: own, StorageClass: storageClass(o.Meta),
-		})
+	for _, p := range page.prefixes {
+		res.CommonPrefixes = append(res.CommonPrefixes, commonPrefix{Prefix: encodeListName(p, encoding)})
+	}
+	for _, o := range page.objects {
+		res.Contents = append(res.Contents, q.listed(o, encoding, true))
 	}
 	if res.IsTruncated {
-		res.NextMarker = encodeListName(last, encoding)
+		res.NextMarker = encodeListName(page.last, encoding)
 	}
 	if q.h.misbehavior().UnorderedListing {
 		reverseListing(res.Contents)
+	}
+	q.w.Header().Set("x-cos-bucket-region", q.h.regionOf(q.bucket))
+	q.writeXML(res)
+	return nil
+}
+
+type listBucketV2Result struct {
+	XMLName               xml.Name       `xml:"ListBucketResult"`
+	Name                  string         `xml:"Name"`
+	Prefix                string         `xml:"Prefix"`
+	StartAfter            string         `xml:"StartAfter,omitempty"`
+	ContinuationToken     string         `xml:"ContinuationToken,omitempty"`
+	NextContinuationToken string         `xml:"NextContinuationToken,omitempty"`
+	KeyCount              int            `xml:"KeyCount"`
+	MaxKeys               int            `xml:"MaxKeys"`
+	Delimiter             string         `xml:"Delimiter,omitempty"`
+	EncodingType          string         `xml:"EncodingType,omitempty"`
+	IsTruncated           bool           `xml:"IsTruncated"`
+	Contents              []listedObject `xml:"Contents"`
+	CommonPrefixes        []commonPrefix `xml:"CommonPrefixes"`
+}
+
+// listObjectsV2 implements ListObjectsV2 (GET Bucket with list-type=2),
+// which COS serves on its S3-compatible surface only: it is not in the COS
+// XML API pages or the Go SDK (cos-wire.md). The continuation token is
+// opaque to clients; here it is the last entry listed, base64-encoded, and
+// it wins over start-after as in S3. Owners are listed only with
+// fetch-owner=true.
+func (q *request) listObjectsV2() error {
+	prefix, startAfter := q.query.Get("prefix"), q.query.Get("start-after")
+	delimiter, encoding, maxKeys, err := q.listParams()
+	if err != nil {
+		return err
+	}
+	marker := startAfter
+	token := q.query.Get("continuation-token")
+	if q.query.Has("continuation-token") {
+		raw, derr := base64.URLEncoding.DecodeString(token)
+		if derr != nil || token == "" {
+			return errInvalidArgument("The continuation token provided is incorrect.")
+		}
+		marker = string(raw)
+	}
+	page, err := q.listObjectPage(prefix, marker, delimiter, maxKeys)
+	if err != nil {
+		return err
+	}
+	res := listBucketV2Result{
+		Name: q.bucket, Prefix: encodeListName(prefix, encoding), StartAfter: encodeListName(startAfter, encoding),
+		ContinuationToken: token, MaxKeys: maxKeys, Delimiter: encodeListName(delimiter, encoding),
+		EncodingType: encoding, IsTruncated: page.truncated, KeyCount: len(page.prefixes) + len(page.objects),
+	}
+	for _, p := range page.prefixes {
+		res.CommonPrefixes = append(res.CommonPrefixes, commonPrefix{Prefix: encodeListName(p, encoding)})
+	}
+	withOwner := q.query.Get("fetch-owner") == "true"
+	for _, o := range page.objects {
+		res.Contents = append(res.Contents, q.listed(o, encoding, withOwner))
+	}
+	if res.IsTruncated {
+		res.NextContinuationToken = base64.URLEncoding.EncodeToString([]byte(page.last))
 	}
 	q.w.Header().Set("x-cos-bucket-region", q.h.regionOf(q.bucket))
 	q.writeXML(res)

@@ -52,7 +52,7 @@ func metaFromHeaders(h http.Header) objectMeta {
 func (q *request) echoSSE(m objectMeta) {
 	for _, name := range sseHeaders {
 		if v := m.Headers[name]; v != "" {
-			q.w.Header().Set(name, v)
+			q.w.Header().Set(q.wireName(name), v)
 		}
 	}
 }
@@ -150,10 +150,10 @@ func (q *request) setObjectHeaders(o *objectRecord) {
 	hdr.Set("Accept-Ranges", "bytes")
 	hdr.Set("x-cos-hash-crc64ecma", strconv.FormatUint(o.CRC64, 10))
 	for k, v := range o.Meta.Headers {
-		hdr.Set(k, v)
+		hdr.Set(q.wireName(k), v)
 	}
 	if o.Meta.StorageClass != "" && o.Meta.StorageClass != "STANDARD" {
-		hdr.Set("x-cos-storage-class", o.Meta.StorageClass)
+		hdr.Set(q.wireName("X-Cos-Storage-Class"), o.Meta.StorageClass)
 	}
 	if o.Appendable {
 		hdr.Set("x-cos-object-type", "appendable")
@@ -248,6 +248,11 @@ func longSuffix(v string, size int64) bool {
 }
 
 func (q *request) getObject(head bool) error {
+	if !head {
+		if err := q.applyTrafficLimit(); err != nil {
+			return err
+		}
+	}
 	o, release, err := q.h.store.openObject(q.bucket, q.key)
 	if err != nil {
 		return err

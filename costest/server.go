@@ -35,6 +35,12 @@ type Options struct {
 	Bucket string
 	// Region is the region of Bucket. Default DefaultRegion.
 	Region string
+	// BucketCreated is when Bucket was created; default now. COS refuses
+	// path-style requests (cos.<region>.myqcloud.com/<bucket>/<key>) to
+	// buckets created from 2024-01-01 on (sigv4.go): an earlier date
+	// stands for an older bucket, which S3 clients may address path-style
+	// (as they must a local emulator, whose address names no bucket).
+	BucketCreated time.Time
 	// Credentials are the accepted keys. Default: one credential with
 	// DefaultSecretID and DefaultSecretKey.
 	Credentials []Credential
@@ -120,7 +126,11 @@ func NewHandler(opts Options) (*Handler, error) {
 		return nil, err
 	}
 	h.store = st
-	if _, err := st.createBucket(&bucketRecord{Name: opts.Bucket, Region: opts.Region, Created: time.Now().UTC()}); err != nil {
+	created := opts.BucketCreated
+	if created.IsZero() {
+		created = time.Now()
+	}
+	if _, err := st.createBucket(&bucketRecord{Name: opts.Bucket, Region: opts.Region, Created: created.UTC()}); err != nil {
 		h.backend.Close()
 		return nil, err
 	}
@@ -153,6 +163,12 @@ type request struct {
 	key       string
 	requestID string
 	now       time.Time
+	// s3 marks a request signed with AWS SigV4 (sigv4.go): r is then its
+	// s3View, signed the request as it arrived, and pathStyle tells that
+	// it named its bucket in the path.
+	s3        bool
+	pathStyle bool
+	signed    *http.Request
 }
 
 // ServeHTTP answers one COS request.
@@ -164,7 +180,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.serveHTT
 func (h *Handler) serveHTTP(w http.ResponseWriter, r *http.Request, service bool) {
 	faults := h.faults.get()
 	query := parseQuery(r.URL.RawQuery)
-	op := operationOf(r, query, service)
+	view, s3, pathStyle := r, false, false
+	if isSigV4(r, query) {
+		s3 = true
+		view, pathStyle = h.s3View(r)
+	}
+	op := operationOf(view, query, service)
 	if h.misbehavior().OmitCRC64 {
 		w = crcDroppingWriter{w}
 	}
@@ -173,8 +194,9 @@ func (h *Handler) serveHTTP(w http.ResponseWriter, r *http.Request, service bool
 	rw := &responseWriter{w: w, throttle: newThrottle(faults.Bandwidth), dropAfter: -1}
 	defer func() { h.stats.finish(op, rw.status, body.n, rw.written) }()
 	r.Body = body
+	view.Body = body
 
-	q := &request{h: h, w: rw, r: r, query: query, op: op, requestID: h.newRequestID()}
+	q := &request{h: h, w: rw, r: view, signed: r, s3: s3, pathStyle: pathStyle, query: query, op: op, requestID: h.newRequestID()}
 	hdr := rw.Header()
 	hdr.Set("Server", "tencent-cos")
 	hdr.Set("x-cos-request-id", q.requestID)
@@ -189,7 +211,11 @@ func (h *Handler) serveHTTP(w http.ResponseWriter, r *http.Request, service bool
 
 // serve authenticates a request, finds its bucket and runs its operation.
 func (h *Handler) serve(q *request) error {
-	if err := h.authenticate(q.r, q.query, time.Now()); err != nil {
+	if q.s3 {
+		if err := h.authenticateV4(q.signed, q.query, time.Now(), &q.r.Body); err != nil {
+			return err
+		}
+	} else if err := h.authenticate(q.r, q.query, time.Now()); err != nil {
 		return err
 	}
 	if err := h.denied(q.op); err != nil {
@@ -219,6 +245,12 @@ func (h *Handler) serve(q *request) error {
 	// A host naming the bucket in another region does not reach it.
 	if !ok || (named && region != rec.Region && region != "accelerate") {
 		return errNoSuchBucket()
+	}
+	if q.pathStyle && !rec.Created.Before(pathStyleCutoff) {
+		return errPathStyleForbidden()
+	}
+	if err := q.unsupportedS3(); err != nil {
+		return err
 	}
 	switch q.op {
 	case opHeadBucket:
@@ -253,7 +285,7 @@ func (h *Handler) serve(q *request) error {
 		return q.copyObject()
 	case opAppendObject:
 		return q.appendObject()
-	case opGetBucketVersioning, opGetBucketLifecycle, opGetBucketAccelerate,
+	case opGetBucketVersioning, opGetBucketLifecycle, opGetBucketAccelerate, opGetBucketLocation,
 		opPutBucketVersioning, opPutBucketLifecycle, opPutBucketAccelerate, opDeleteBucketLifecycle:
 		return q.serveBucketConfig()
 	}

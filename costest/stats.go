@@ -19,6 +19,9 @@ type Stats struct {
 	// Faults counts injected faults by kind: "error", "drop",
 	// "complete-error".
 	Faults map[string]int64
+	// TrafficLimits counts the requests served at an x-cos-traffic-limit
+	// by "Operation bit/s", e.g. "GetObject 819200".
+	TrafficLimits map[string]int64
 }
 
 // Count returns how many requests of one operation were received.
@@ -47,7 +50,7 @@ func newStatsCollector() *statsCollector {
 
 func (c *statsCollector) reset() {
 	c.mu.Lock()
-	c.s = Stats{Requests: map[string]int64{}, Status: map[string]int64{}, Faults: map[string]int64{}}
+	c.s = Stats{Requests: map[string]int64{}, Status: map[string]int64{}, Faults: map[string]int64{}, TrafficLimits: map[string]int64{}}
 	c.mu.Unlock()
 }
 
@@ -60,6 +63,8 @@ func (c *statsCollector) snapshot() Stats {
 		BytesIn:  c.s.BytesIn,
 		BytesOut: c.s.BytesOut,
 		Faults:   maps.Clone(c.s.Faults),
+		// The limits downloads were served at.
+		TrafficLimits: maps.Clone(c.s.TrafficLimits),
 	}
 }
 
@@ -80,6 +85,12 @@ func (c *statsCollector) finish(op string, status int, in, out int64) {
 	c.s.Status[op+" "+label]++
 	c.s.BytesIn += in
 	c.s.BytesOut += out
+	c.mu.Unlock()
+}
+
+func (c *statsCollector) trafficLimit(op string, bits int64) {
+	c.mu.Lock()
+	c.s.TrafficLimits[op+" "+strconv.FormatInt(bits, 10)]++
 	c.mu.Unlock()
 }
 

@@ -46,16 +46,18 @@ type errorDocument struct {
 	Message      string   `xml:"Message"`
 	StringToSign string   `xml:"StringToSign,omitempty"`
 	FormatString string   `xml:"FormatString,omitempty"`
-	Resource     string   `xml:"Resource"`
-	RequestID    string   `xml:"RequestId"`
-	TraceID      string   `xml:"TraceId"`
+	// CanonicalRequest is S3's debugging aid for a SigV4 signature.
+	CanonicalRequest string `xml:"CanonicalRequest,omitempty"`
+	Resource         string `xml:"Resource"`
+	RequestID        string `xml:"RequestId"`
+	TraceID          string `xml:"TraceId"`
 }
 
 // errorBody renders e as the document COS sends.
 func errorBody(e *cosError, resource, requestID, traceID string) []byte {
 	doc := errorDocument{
 		Code: e.code, Message: e.message,
-		StringToSign: e.stringToSign, FormatString: e.formatString,
+		StringToSign: e.stringToSign, FormatString: e.formatString, CanonicalRequest: e.canonicalRequest,
 		Resource: resource, RequestID: requestID, TraceID: traceID,
 	}
 	out, _ := xml.Marshal(doc)

@@ -58,6 +58,11 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&o.Dir, "data", "", "data `directory`; empty keeps everything in memory")
 	fs.StringVar(&o.Bucket, "bucket", costest.DefaultBucket, "bucket (name-appid) created at start and served to non-bucket hosts")
 	fs.StringVar(&o.Region, "region", costest.DefaultRegion, "region of the bucket")
+	fs.Func("bucket-created", "`date` (2006-01-02) the bucket was created; default today. COS refuses path-style S3 requests to buckets created from 2024-01-01: an earlier date lets AWS SDKs and the s3-aws driver (forcepathstyle) in", func(v string) error {
+		t, err := time.Parse(time.DateOnly, v)
+		o.BucketCreated = t
+		return err
+	})
 	fs.StringVar(&secretID, "secret-id", costest.DefaultSecretID, "accepted SecretId")
 	fs.StringVar(&secretKey, "secret-key", costest.DefaultSecretKey, "accepted SecretKey")
 	fs.DurationVar(&o.Faults.Latency, "latency", 0, "`duration` added before answering each request")

@@ -72,6 +72,12 @@ func TestParseFlags(t *testing.T) {
 				t.Errorf("bucket config = %+v", b)
 			}
 		}},
+		{"bucket created", []string{"-bucket-created", "2023-01-01"}, "", func(t *testing.T, c config) {
+			if want := time.Date(2023, 1, 1, 0, 0, 0, 0, time.UTC); !c.options.BucketCreated.Equal(want) {
+				t.Errorf("BucketCreated = %v, want %v", c.options.BucketCreated, want)
+			}
+		}},
+		{"bad bucket-created", []string{"-bucket-created", "2023/01/01"}, `invalid value "2023/01/01" for flag -bucket-created`, nil},
 		{"deny of an unknown operation", []string{"-deny", "PutObjectCopy"}, `unknown operation "PutObjectCopy" (known: HeadBucket,`, nil},
 	}
 	for _, tt := range tests {

@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -89,7 +90,7 @@ func TestExampleConfigurationsAreValid(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if got != want {
+				if !reflect.DeepEqual(got, want) {
 					t.Errorf("the full example pins values other than the defaults:\n got %+v\nwant %+v", got, want)
 				}
 			}

@@ -138,6 +138,11 @@ func TestImageBuildPushPull(t *testing.T) {
 			if err != nil || !strings.Contains(string(out), "registry-cos "+testVersion) {
 				t.Fatalf("the image's binary, run with --version: %v: %s", err, out)
 			}
+			// The same binary is Harbor's registry controller.
+			out, err = exec.Command(path, "registryctl", "--help").CombinedOutput()
+			if err != nil || !strings.Contains(string(out), "registryctl -c FILE") {
+				t.Fatalf("the image's binary has no registryctl command: %v: %s", err, out)
+			}
 		}
 	}
 	if baseLayers[0] != baseLayers[1] {

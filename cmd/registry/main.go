@@ -8,6 +8,7 @@
 //	registry-cos serve config.yml            # a registry on real COS (see config-cos.yml)
 //	registry-cos garbage-collect config.yml  # remove blobs no manifest references
 //	registry-cos dev                         # a local registry, no cloud account needed
+//	registry-cos registryctl -c ctl.yml      # Harbor's registry controller on this storage
 //	registry-cos --version
 package main
 
@@ -38,6 +39,7 @@ import (
 	"github.com/spf13/cobra"
 
 	_ "github.com/registry-cos/cos"
+	_ "github.com/registry-cos/cos/tencentcdn"
 )
 
 // programName prefixes every error line the binary prints.
@@ -52,7 +54,7 @@ func init() {
 	// start; these wrappers report one line and exit non-zero instead.
 	registry.ServeCmd.Run = runServe
 	registry.GCCmd.Run = runGarbageCollect
-	registry.RootCmd.AddCommand(newDevCommand(), newCheckCommand())
+	registry.RootCmd.AddCommand(newDevCommand(), newCheckCommand(), newRegistryctlCommand())
 }
 
 func main() {
