@@ -80,11 +80,11 @@ type driver struct {
 	credentials credentialSource
 	// heads are the answers of recent Stats, for the Move after (move.go).
 	heads *headMemo
-	// background runs what Deletes leave running (background.go).
-	background *backgroundWork
 	// maxParts, when not 0, lowers COS's part-count limit: tests set it
 	// with the emulator's (partsizes.go).
 	maxParts int
+	// background runs what Deletes leave running (background.go).
+	background *backgroundWork
 }
 
 // Format prints the driver as its parameters with the secrets left out.
@@ -223,30 +223,30 @@ func (d *driver) putHeaders(key string, length int) *cossdk.ObjectPutHeaderOptio
 	h := &cossdk.ObjectPutHeaderOptions{
 		ContentType:      "application/octet-stream",
 		XCosStorageClass: d.storageClass(key, int64(length)),
+		XOptionHeader:    d.encryptionHeader(),
 	}
 	if length >= 0 {
 		h.ContentLength = int64(length)
 	}
-	d.encryption(func(name, value string) {
-		if h.XOptionHeader == nil {
-			h.XOptionHeader = &http.Header{}
-		}
-		h.XOptionHeader.Set(name, value)
-	})
 	return h
 }
 
-// encryption calls set for each server-side-encryption header.
-func (d *driver) encryption(set func(name, value string)) {
+// encryptionHeader is the server-side-encryption headers of every object
+// write (a PUT, an Initiate Multipart Upload, a copy), or nil with
+// encryption off. Each call returns a new header, so no two requests share
+// one.
+func (d *driver) encryptionHeader() *http.Header {
 	if !d.params.Encrypt {
-		return
+		return nil
 	}
+	h := http.Header{}
 	if d.params.KMSKeyID != "" {
-		set("x-cos-server-side-encryption", "cos/kms")
-		set("x-cos-server-side-encryption-cos-kms-key-id", d.params.KMSKeyID)
-		return
+		h.Set("x-cos-server-side-encryption", "cos/kms")
+		h.Set("x-cos-server-side-encryption-cos-kms-key-id", d.params.KMSKeyID)
+	} else {
+		h.Set("x-cos-server-side-encryption", "AES256")
 	}
-	set("x-cos-server-side-encryption", "AES256")
+	return &h
 }
 
 // Stat answers with one HEAD when path is an object, and adds a single
@@ -314,6 +314,18 @@ func (d *driver) head(ctx context.Context, key string) (objectHead, error) {
 		}
 		return resp, err
 	})
+	return h, err
+}
+
+// headContent HEADs key, which must hold content (the source of a Move, an
+// object read past its end): a key that is not there, or holds an
+// upload-state record (an upload in progress has no content yet), is
+// PathNotFound at path.
+func (d *driver) headContent(ctx context.Context, key, path string) (objectHead, error) {
+	h, err := d.head(ctx, key)
+	if isNotFound(err) || (err == nil && h.uploadSize >= 0) {
+		return h, storagedriver.PathNotFoundError{Path: path}
+	}
 	return h, err
 }
 

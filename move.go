@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 	cossdk "github.com/tencentyun/cos-go-sdk-v5"
 )
 
@@ -43,15 +42,9 @@ func (d *driver) Move(ctx context.Context, sourcePath, destPath string) error {
 	pinned = pinned && head.uploadSize < 0 && head.etag != ""
 	var err error
 	if !pinned {
-		if head, err = d.head(ctx, src); err != nil {
-			if isNotFound(err) {
-				return storagedriver.PathNotFoundError{Path: sourcePath}
-			}
+		if head, err = d.headContent(ctx, src, sourcePath); err != nil {
 			return err
 		}
-	}
-	if head.uploadSize >= 0 {
-		return storagedriver.PathNotFoundError{Path: sourcePath}
 	}
 	if src == dst {
 		// A copy onto itself then a delete would lose the only copy:
@@ -66,14 +59,8 @@ func (d *driver) Move(ctx context.Context, sourcePath, destPath string) error {
 		err = d.copy(ctx, src, dst, head, head.etag)
 		if statusOf(err) == http.StatusPreconditionFailed || isNotFound(err) {
 			// Changed or removed since the Stat: look again.
-			if head, err = d.head(ctx, src); err != nil {
-				if isNotFound(err) {
-					return storagedriver.PathNotFoundError{Path: sourcePath}
-				}
+			if head, err = d.headContent(ctx, src, sourcePath); err != nil {
 				return err
-			}
-			if head.uploadSize >= 0 {
-				return storagedriver.PathNotFoundError{Path: sourcePath}
 			}
 			err = d.copy(ctx, src, dst, head, "")
 		}
@@ -132,13 +119,11 @@ func (d *driver) copySource(key string) string {
 func (d *driver) copyObject(ctx context.Context, src, dst string, head objectHead, ifMatch string) error {
 	var result *cossdk.ObjectCopyResult
 	err := d.do(ctx, "CopyObject", dst, func(ctx context.Context) (*cossdk.Response, error) {
-		h := &cossdk.ObjectCopyHeaderOptions{XCosStorageClass: d.storageClass(dst, head.size), XCosCopySourceIfMatch: ifMatch}
-		d.encryption(func(name, value string) {
-			if h.XOptionHeader == nil {
-				h.XOptionHeader = &http.Header{}
-			}
-			h.XOptionHeader.Set(name, value)
-		})
+		h := &cossdk.ObjectCopyHeaderOptions{
+			XCosStorageClass:      d.storageClass(dst, head.size),
+			XCosCopySourceIfMatch: ifMatch,
+			XOptionHeader:         d.encryptionHeader(),
+		}
 		var resp *cossdk.Response
 		var err error
 		result, resp, err = d.client.Object.Copy(ctx, dst, d.copySource(src), &cossdk.ObjectCopyOptions{ObjectCopyHeaderOptions: h})

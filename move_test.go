@@ -268,3 +268,33 @@ func TestMoveOntoAnUploadBeingClosed(t *testing.T) {
 	}
 	require.Empty(t, uploadsOf(t, d, internal(d).key(dst)), "no upload left at the destination")
 }
+
+// TestMoveOfUploadInProgressIsNotFound: a source that is an upload in
+// progress is PathNotFound to Move, whether Move HEADs it itself or finds
+// it after a Stat saw content there (the copy pinned to that content's
+// ETag is refused and the second look finds the upload's record), and
+// nothing is copied.
+func TestMoveOfUploadInProgressIsNotFound(t *testing.T) {
+	ctx := context.Background()
+	srv := testenv.StartEmulator(t, costest.Options{})
+	d, other := newTestDriver(t, srv, nil), newTestDriver(t, srv, nil)
+	startUpload := func(path string) {
+		w, err := other.Writer(ctx, path, false)
+		require.NoError(t, err)
+		_, err = w.Write([]byte("0123456789"))
+		require.NoError(t, err)
+		require.NoError(t, w.Close())
+	}
+	startUpload("/unstated")
+	require.IsType(t, storagedriver.PathNotFoundError{}, d.Move(ctx, "/unstated", "/dst"))
+
+	require.NoError(t, d.PutContent(ctx, "/stated", []byte("content")))
+	_, err := d.Stat(ctx, "/stated")
+	require.NoError(t, err)
+	startUpload("/stated")
+	require.IsType(t, storagedriver.PathNotFoundError{}, d.Move(ctx, "/stated", "/dst"))
+
+	_, err = d.Stat(ctx, "/dst")
+	require.IsType(t, storagedriver.PathNotFoundError{}, err, "nothing was copied")
+	require.EqualValues(t, 1, srv.Stats().Count("CopyObject"), "only the pinned copy, refused with 412")
+}

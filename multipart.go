@@ -160,10 +160,19 @@ func (d *driver) abort(ctx context.Context, key, uploadID string) error {
 	return err
 }
 
-// abortUploads aborts the in-progress multipart uploads of key and of every
-// key under "key/".
+// abortUploads aborts the in-progress multipart uploads of key, of the
+// assemblies of its parts (key.partN) and of every key under "key/".
 func (d *driver) abortUploads(ctx context.Context, key string) error {
-	opt := &cossdk.ObjectListUploadsOptions{Prefix: key, MaxUploads: maxListKeys}
+	return d.abortUploadsWhere(ctx, key, func(k string) bool {
+		return k == key || key == "" || strings.HasPrefix(k, key+"/") || isAssemblyOf(k, key)
+	})
+}
+
+// abortUploadsWhere aborts the in-progress multipart uploads listed under
+// prefix whose key match accepts.
+func (d *driver) abortUploadsWhere(ctx context.Context, prefix string, match func(key string) bool) error {
+	key := prefix
+	opt := &cossdk.ObjectListUploadsOptions{Prefix: prefix, MaxUploads: maxListKeys}
 	for {
 		var res *cossdk.ObjectListUploadsResult
 		err := d.do(ctx, "ListMultipartUploads", key, func(ctx context.Context) (*cossdk.Response, error) {
@@ -176,7 +185,7 @@ func (d *driver) abortUploads(ctx context.Context, key string) error {
 			return err
 		}
 		for _, u := range res.Upload {
-			if u.Key == key || key == "" || strings.HasPrefix(u.Key, key+"/") {
+			if match(u.Key) {
 				if err := d.abort(ctx, u.Key, u.UploadID); err != nil {
 					return err
 				}

@@ -46,15 +46,8 @@ func (d *driver) Reader(ctx context.Context, path string, offset int64) (io.Read
 			if offset == 0 {
 				return io.NopCloser(eofReader{}), nil
 			}
-			head, herr := d.head(ctx, key)
-			if herr != nil {
-				if isNotFound(herr) {
-					return nil, storagedriver.PathNotFoundError{Path: path}
-				}
+			if _, herr := d.headContent(ctx, key, path); herr != nil {
 				return nil, herr
-			}
-			if head.uploadSize >= 0 {
-				return nil, storagedriver.PathNotFoundError{Path: path}
 			}
 			return io.NopCloser(eofReader{}), nil
 		}

@@ -53,7 +53,10 @@ type uploadState struct {
 	Version  int            `json:"v"`
 	UploadID string         `json:"uploadId,omitempty"`
 	Parts    []uploadedPart `json:"parts,omitempty"`
-	Size     int64          `json:"size"` // bytes written: parts + tail
+	// Assembly, from version 3, is the assembly of the next part, when
+	// that part is to be larger than a buffer (partsizes.go).
+	Assembly *assemblyState `json:"assembly,omitempty"`
+	Size     int64          `json:"size"` // bytes written: parts + assembly + tail
 	TailSize int64          `json:"tailSize"`
 	// TailCRC64 is the tail's CRC64: a copy of the tail into a part gets
 	// its CRC from it, and the copy and the Complete are checked with it.
@@ -73,9 +76,16 @@ type uploadedPart struct {
 	CRC64  uint64 `json:"crc64"`
 }
 
-// uploadStateVersion is the format written: 2, header last. Version 1
-// (header first) is read too.
-const uploadStateVersion = 2
+// uploadStateVersion is the format written: 2, header last; 3 is 2 with
+// an assembly, written only while one is in progress, so that a driver
+// that reads versions 1 and 2 (the release before) still resumes every
+// upload of a blob below some hundred chunks, and refuses the others with
+// a clear error rather than miscounting them. Version 1 (header first) is
+// read too.
+const (
+	uploadStateVersion         = 2
+	uploadStateVersionAssembly = 3
+)
 
 // State records are padded to a size that is uploadRecordResidue modulo
 // uploadRecordModulus, so Delete can tell from a listing alone whether a
@@ -95,6 +105,9 @@ func isUploadRecordSize(size int64) bool {
 // ignores) to the record size Delete recognises.
 func (s *uploadState) headerBlock(tailSize, spare int64, tailCRC uint64) []byte {
 	s.Version, s.TailSize, s.TailCRC64 = uploadStateVersion, tailSize, &tailCRC
+	if s.Assembly != nil {
+		s.Version = uploadStateVersionAssembly
+	}
 	header, _ := json.Marshal(s)
 	size := tailSize + spare + int64(len(header))
 	pad := (uploadRecordResidue - size%uploadRecordModulus + uploadRecordModulus) % uploadRecordModulus
@@ -152,8 +165,11 @@ func decodeJSONHeader(header []byte) (*uploadState, error) {
 	if err := json.Unmarshal(header, &s); err != nil {
 		return nil, fmt.Errorf("cos: upload state record is corrupt: %w", err)
 	}
-	if s.Version != 1 && s.Version != uploadStateVersion {
-		return nil, fmt.Errorf("cos: upload state record has format version %d, this driver reads versions 1 and %d: finish or restart the upload with the driver that started it", s.Version, uploadStateVersion)
+	if s.Version < 1 || s.Version > uploadStateVersionAssembly {
+		return nil, fmt.Errorf("cos: upload state record has format version %d, this driver reads versions 1 to %d: finish or restart the upload with the driver that started it", s.Version, uploadStateVersionAssembly)
+	}
+	if s.Assembly != nil && s.Version != uploadStateVersionAssembly {
+		return nil, fmt.Errorf("cos: upload state record is corrupt: an assembly in a version-%d record", s.Version)
 	}
 	// A part's CRC64 is checked at Complete: one without it is refused,
 	// never taken as 0.

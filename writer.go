@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"hash/crc64"
 	"slices"
-	"sort"
 	"sync"
 
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
@@ -49,6 +48,19 @@ func (d *driver) Writer(ctx context.Context, path string, append bool) (storaged
 		w.nextPart = max(w.nextPart, p.Number)
 		sum += p.Size
 	}
+	if a := state.Assembly; a != nil {
+		if a.Part != w.nextPart+1 || len(a.Parts) == 0 {
+			return nil, fmt.Errorf("cos: upload state record of %s is corrupt: an assembly of part %d with %d parts after part %d", path, a.Part, len(a.Parts), w.nextPart)
+		}
+		w.asm = &assembly{part: a.Part, uploadID: a.UploadID, parts: map[int]uploadedPart{}}
+		for _, p := range a.Parts {
+			w.asm.parts[p.Number] = p
+			w.asm.next = max(w.asm.next, p.Number)
+			w.asm.size += p.Size
+		}
+		sum += w.asm.size
+		w.recordAssembly = a.UploadID
+	}
 	if sum != state.Size || head.uploadSize != state.Size {
 		return nil, fmt.Errorf("cos: upload state record of %s is corrupt: %d bytes written, its parts and tail hold %d", path, state.Size, sum)
 	}
@@ -69,8 +81,8 @@ func (d *driver) Writer(ctx context.Context, path string, append bool) (storaged
 // Between a Close and the next resume, the data after the last part (the
 // tail) waits at COS in the state record, never as a part of its own, so
 // parts do not follow the registry's PATCH boundaries: every part but the
-// last holds at least partSize bytes, and 10,000 parts reach 10,000 ×
-// chunksize whatever the clients' chunk size.
+// last holds at least partSize bytes whatever the clients' chunk size, and
+// parts grow past it as the blob grows (partsizes.go).
 //
 // A tail below 1 MiB comes back with the resume and is sent again with the
 // next data (COS allows no part below 1 MiB but the last, so it cannot be
@@ -99,8 +111,17 @@ type writer struct {
 	cut    tailCut    // where the next part out of the stored tail ends
 	record string     // ETag of the record at key, which copies of stored are pinned to
 
-	uploadID  string
-	nextPart  int // number of the last part started
+	uploadID string
+	nextPart int // number of the last part started
+
+	// asm assembles the next part when it is to be larger than a buffer
+	// (partsizes.go); recordAssembly is the upload ID of the assembly the
+	// record at COS names, and assembled the assemblies finished since
+	// that record, deleted once a record no longer names them.
+	asm            *assembly
+	recordAssembly string
+	assembled      []string
+
 	size      int64
 	persisted int64 // size the stored record says (or the committed content)
 	dirty     bool  // state differs from the stored record
@@ -195,7 +216,7 @@ func (w *writer) grow() error {
 		if w.stored.size > 0 {
 			// The stored tail comes first: it becomes a part of its own
 			// (at least 1 MiB), whole.
-			if err := w.copyStored(w.ctx, w.stored.size, w.stored.crc); err != nil {
+			if err := w.copyStored(w.ctx, w.stored.size, w.stored.crc, false); err != nil {
 				return err
 			}
 			w.stored, w.cut = storedTail{}, tailCut{}
@@ -241,7 +262,7 @@ func (w *writer) drain() error {
 		return err
 	}
 	if w.stored.size > 0 {
-		if err := w.copyStored(w.ctx, w.stored.size, w.stored.crc); err != nil {
+		if err := w.copyStored(w.ctx, w.stored.size, w.stored.crc, false); err != nil {
 			return err
 		}
 		w.stored = storedTail{}
@@ -255,7 +276,7 @@ func (w *writer) cutPart() error {
 	if w.cut.size == 0 {
 		return nil
 	}
-	if err := w.copyStored(w.ctx, w.cut.size, w.cut.crc); err != nil {
+	if err := w.copyStored(w.ctx, w.cut.size, w.cut.crc, false); err != nil {
 		return err
 	}
 	rest := w.stored.size - w.cut.size
@@ -294,16 +315,13 @@ func (w *writer) fail(err error) {
 // startPart uploads data as the next part. With background, the upload
 // runs concurrently and gives the pieces back to the pool when done.
 func (w *writer) startPart(data body, background bool) error {
-	if w.uploadID == "" {
-		if err := w.initiate(); err != nil {
-			return err
-		}
+	s, err := w.nextSink(int64(data.size()), !background)
+	if err != nil {
+		return err
 	}
-	w.nextPart++
-	number := w.nextPart
 	upload := func() {
 		w.d.metrics.partsInFlight.Inc()
-		part, err := w.d.uploadPart(w.ctx, w.key, w.uploadID, number, data...)
+		part, err := w.d.uploadPart(w.ctx, s.key, s.uploadID, s.number, data...)
 		w.d.metrics.partsInFlight.Dec()
 		if background {
 			w.d.buffers.put(data, true)
@@ -312,11 +330,14 @@ func (w *writer) startPart(data body, background bool) error {
 			w.fail(err)
 			return
 		}
-		w.addPart(part)
+		w.add(s, part)
 	}
 	if !background {
 		upload()
-		return w.failure()
+		if err := w.failure(); err != nil {
+			return err
+		}
+		return w.ripen(s)
 	}
 	w.d.buffers.send(data)
 	w.uploads.Add(1)
@@ -324,6 +345,12 @@ func (w *writer) startPart(data body, background bool) error {
 		defer w.uploads.Done()
 		upload()
 	}()
+	// The data is the upload's now: a failure to finish the assembly
+	// fails the writer (as a failed part does) rather than hand the data
+	// back to a caller that would release it again.
+	if err := w.ripen(s); err != nil {
+		w.fail(err)
+	}
 	return nil
 }
 
@@ -363,28 +390,31 @@ func (d *driver) uploadPart(ctx context.Context, key, uploadID string, number in
 
 // copyStored makes the next part of the upload a copy of the first n bytes
 // of the stored tail, whose CRC64 is crc.
-func (w *writer) copyStored(ctx context.Context, n int64, crc uint64) error {
-	if w.uploadID == "" {
-		if err := w.initiate(); err != nil {
-			return err
-		}
-	}
-	w.nextPart++
-	etag, err := w.d.copyPart(ctx, w.key, w.uploadID, w.nextPart, w.key, w.stored.offset, n, w.record, formatCRC(crc))
+func (w *writer) copyStored(ctx context.Context, n int64, crc uint64, last bool) error {
+	s, err := w.nextSink(n, last)
 	if err != nil {
 		return err
 	}
-	w.addPart(uploadedPart{Number: w.nextPart, ETag: etag, Size: n, CRC64: crc})
-	return nil
+	etag, err := w.d.copyPart(ctx, s.key, s.uploadID, s.number, w.key, w.stored.offset, n, w.record, formatCRC(crc))
+	if err != nil {
+		return err
+	}
+	w.add(s, uploadedPart{Number: s.number, ETag: etag, Size: n, CRC64: crc})
+	return w.ripen(s)
 }
 
 // state is the header of a record of the parts uploaded and a tail of
 // tailSize bytes with this cut. Its size is what the record holds, which
 // is less than written while a write goes on past it (drain).
 func (w *writer) state(tailSize int64, cut tailCut) *uploadState {
-	s := &uploadState{UploadID: w.uploadID, Size: tailSize, Parts: w.sortedParts(), Cut: cut.size, CutCRC64: cut.crc}
+	s := &uploadState{UploadID: w.uploadID, Size: tailSize, Parts: w.sortedParts(), Assembly: w.assemblyState(), Cut: cut.size, CutCRC64: cut.crc}
 	for _, p := range s.Parts {
 		s.Size += p.Size
+	}
+	if s.Assembly != nil {
+		for _, p := range s.Assembly.Parts {
+			s.Size += p.Size
+		}
 	}
 	return s
 }
@@ -398,6 +428,7 @@ func (w *writer) putRecord(ctx context.Context, data body) error {
 		return err
 	}
 	w.record, w.stored, w.cut = "", storedTail{}, tailCut{}
+	w.recorded(ctx)
 	return nil
 }
 
@@ -451,6 +482,7 @@ func (w *writer) extendRecord(ctx context.Context, data body, advance bool) erro
 	}
 	w.record, w.stored, w.cut = etag, storedTail{size: tailSize, crc: tailCRC}, cut
 	w.dirty = !advance
+	w.recorded(ctx)
 	return nil
 }
 
@@ -576,15 +608,14 @@ func (w *writer) commit(ctx context.Context) error {
 		if pending.size() > 0 {
 			// The stored tail and the data in memory become one last
 			// part, not a short part before another: every part but the
-			// last holds partSize bytes, or 10,000 parts would not reach
-			// 10,000 × chunksize.
+			// last holds at least partSize bytes.
 			if err := w.extendRecord(ctx, pending, false); err != nil {
 				return err
 			}
 			pending = nil
 			w.releaseBuffer() // its data is in the stored tail now
 		}
-		if err := w.copyStored(ctx, w.stored.size, w.stored.crc); err != nil {
+		if err := w.copyStored(ctx, w.stored.size, w.stored.crc, true); err != nil {
 			return err
 		}
 	}
@@ -593,19 +624,24 @@ func (w *writer) commit(ctx context.Context) error {
 			return err
 		}
 	}
-	return w.complete(ctx)
+	if w.asm != nil {
+		if err := w.finishAssembly(ctx); err != nil {
+			return err
+		}
+	}
+	if err := w.complete(ctx); err != nil {
+		return err
+	}
+	w.recordAssembly = ""
+	w.deleteAssembled(ctx)
+	return nil
 }
 
 // sortedParts returns the uploaded parts in part-number order.
 func (w *writer) sortedParts() []uploadedPart {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	parts := make([]uploadedPart, 0, len(w.parts))
-	for _, p := range w.parts {
-		parts = append(parts, p)
-	}
-	sort.Slice(parts, func(i, j int) bool { return parts[i].Number < parts[j].Number })
-	return parts
+	return sortParts(w.parts)
 }
 
 func (w *writer) complete(ctx context.Context) error {
@@ -633,5 +669,13 @@ func (w *writer) Cancel(ctx context.Context) error {
 			return err
 		}
 	}
+	if w.asm != nil {
+		if err := w.d.abort(ctx, assemblyKey(w.key, w.asm.part), w.asm.uploadID); err != nil {
+			return err
+		}
+		w.assembled = append(w.assembled, assemblyKey(w.key, w.asm.part))
+	}
+	w.recordAssembly = ""
+	w.deleteAssembled(ctx)
 	return w.d.deleteObject(ctx, w.key)
 }

@@ -162,9 +162,9 @@ func fetchList(b *testing.B, url, field string) (entries, pages int) {
 	return entries, pages
 }
 
-// BenchmarkGarbageCollect runs the registry's garbage collector
+// BenchmarkGarbageCollect runs distribution's garbage collector
 // (storage.MarkAndSweep on gcdriver.Driver, what "registry-cos
-// garbage-collect" runs) over
+// garbage-collect --upstream" runs) over
 // 10,000 blobs: 200 repositories of 5 tagged manifests, each referencing a
 // config and 4 layers (6,000 blobs in use), and 4,000 blobs no manifest
 // references. It reports a dry run (mark, then list what would go) and the

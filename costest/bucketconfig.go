@@ -14,18 +14,6 @@ import (
 // COS answers a bucket without lifecycle rules with 404
 // NoSuchLifecycleConfiguration (the GET Bucket lifecycle API page).
 
-// Operation names of the bucket-configuration reads and writes.
-const (
-	opGetBucketVersioning   = "GetBucketVersioning"
-	opGetBucketLifecycle    = "GetBucketLifecycle"
-	opGetBucketAccelerate   = "GetBucketAccelerate"
-	opPutBucketVersioning   = "PutBucketVersioning"
-	opPutBucketLifecycle    = "PutBucketLifecycle"
-	opPutBucketAccelerate   = "PutBucketAccelerate"
-	opDeleteBucketLifecycle = "DeleteBucketLifecycle"
-	opGetBucketLocation     = "GetBucketLocation"
-)
-
 // BucketConfig is the configuration the emulator reports for its buckets.
 type BucketConfig struct {
 	// Versioning is "", "Enabled" or "Suspended"; "" reports a bucket on
@@ -39,49 +27,6 @@ type BucketConfig struct {
 	LifecyclePrefix string
 	// Accelerate reports global acceleration as enabled.
 	Accelerate bool
-}
-
-// Misbehavior makes the emulator break rules COS keeps, so that tests can
-// show that `registry-cos check` notices. The zero value misbehaves in
-// no way.
-type Misbehavior struct {
-	// OmitCRC64 drops x-cos-hash-crc64ecma from every answer.
-	OmitCRC64 bool
-	// UnorderedListing returns each listing page's objects in reverse.
-	UnorderedListing bool
-	// RefuseLongSuffixRange answers a suffix range longer than the object
-	// (Range: bytes=-N with N > size) 416 InvalidRange, as a server that
-	// takes the suffix for a first position before byte 0 would, instead
-	// of sending the whole object.
-	RefuseLongSuffixRange bool
-	// IgnoreIfMatch ignores If-Match on GET and HEAD Object, so a stale
-	// ETag reads the current content instead of failing with 412.
-	IgnoreIfMatch bool
-	// IgnoreCopySourceIfMatch ignores x-cos-copy-source-If-Match on PUT
-	// Object - Copy and Upload Part - Copy, so a stale ETag copies the
-	// current content instead of failing with 412.
-	IgnoreCopySourceIfMatch bool
-	// RefuseSelfPartCopy answers an Upload Part - Copy whose source is the
-	// upload's own key 400 InvalidRequest, as PUT Object - Copy refuses to
-	// copy an object onto itself unchanged.
-	RefuseSelfPartCopy bool
-	// Deny answers these operations (names as in Stats, such as
-	// "CopyObject") 403 AccessDenied, as a CAM policy without the action would.
-	Deny []string
-}
-
-// Operations are the operation names Stats counts and Misbehavior.Deny
-// takes (a new operation constant belongs here too).
-func Operations() []string {
-	return []string{
-		opHeadBucket, opPutBucket, opListObjects, opPutObject, opGetObject, opHeadObject,
-		opDeleteObject, opDeleteMultipleObjects, opInitiateMultipartUpload, opUploadPart,
-		opUploadPartCopy, opCompleteMultipartUpload, opAbortMultipartUpload, opListMultipartUploads,
-		opListParts, opCopyObject, opAppendObject, opGetService,
-		opGetBucketVersioning, opGetBucketLifecycle, opGetBucketAccelerate,
-		opPutBucketVersioning, opPutBucketLifecycle, opPutBucketAccelerate, opDeleteBucketLifecycle,
-		opGetBucketLocation,
-	}
 }
 
 // bucketSettings holds the bucket configuration and misbehavior.
@@ -98,13 +43,6 @@ func (h *Handler) SetBucketConfig(c BucketConfig) {
 	h.settings.config = c
 }
 
-// SetMisbehavior replaces the misbehavior; safe while serving.
-func (h *Handler) SetMisbehavior(m Misbehavior) {
-	h.settings.mu.Lock()
-	defer h.settings.mu.Unlock()
-	h.settings.misbehavior = m
-}
-
 // CurrentBucketConfig returns the bucket configuration now reported, after
 // any PUT Bucket versioning, lifecycle or accelerate.
 func (h *Handler) CurrentBucketConfig() BucketConfig { return h.bucketConfig() }
@@ -113,12 +51,6 @@ func (h *Handler) bucketConfig() BucketConfig {
 	h.settings.mu.Lock()
 	defer h.settings.mu.Unlock()
 	return h.settings.config
-}
-
-func (h *Handler) misbehavior() Misbehavior {
-	h.settings.mu.Lock()
-	defer h.settings.mu.Unlock()
-	return h.settings.misbehavior
 }
 
 // bucketConfigOperation names a bucket-configuration read or write, or "".
@@ -149,16 +81,6 @@ func bucketConfigOperation(r *http.Request) string {
 		}
 	}
 	return ""
-}
-
-// denied answers an operation the misbehavior denies.
-func (h *Handler) denied(op string) *cosError {
-	for _, d := range h.misbehavior().Deny {
-		if d == op {
-			return errAccessDenied("Access Denied (costest: operation " + op + " denied).")
-		}
-	}
-	return nil
 }
 
 // serveBucketConfig answers a bucket-configuration read or write.
@@ -280,24 +202,4 @@ func (q *request) putBucketConfig(c *BucketConfig) error {
 		}
 	}
 	return nil
-}
-
-// crcDroppingWriter removes the CRC64 header of an answer (OmitCRC64).
-type crcDroppingWriter struct{ http.ResponseWriter }
-
-func (w crcDroppingWriter) WriteHeader(code int) {
-	w.Header().Del("x-cos-hash-crc64ecma")
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w crcDroppingWriter) Write(p []byte) (int, error) {
-	w.Header().Del("x-cos-hash-crc64ecma")
-	return w.ResponseWriter.Write(p)
-}
-
-// reverseListing reverses a page's objects (UnorderedListing).
-func reverseListing(objects []listedObject) {
-	for i, j := 0, len(objects)-1; i < j; i, j = i+1, j-1 {
-		objects[i], objects[j] = objects[j], objects[i]
-	}
 }

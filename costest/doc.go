@@ -7,7 +7,9 @@
 // header, presigned URLs, temporary keys with session tokens), COS error XML,
 // quoted MD5 ETags, x-cos-hash-crc64ecma checksums, v1 object listing with
 // marker and delimiter, multipart uploads, server-side copies and appendable
-// objects, with the size limits and error codes COS applies.
+// objects, with the size limits and error codes COS applies. A download
+// honours x-cos-traffic-limit (header or presigned query parameter) and
+// Stats.TrafficLimits counts the downloads served at a limit.
 //
 // It also answers the AWS S3-compatible requests COS takes on the same
 // endpoints (sigv4.go): AWS Signature Version 4 in the Authorization header

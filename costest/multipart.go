@@ -40,8 +40,8 @@ func (q *request) initiateUpload() error {
 // invalid" in the error table) is the closest documented code.
 func (q *request) partNumber() (int, error) {
 	n, err := strconv.Atoi(q.query.Get("partNumber"))
-	if err != nil || n < 1 || n > maxPartNumber {
-		return 0, errInvalidArgument("Part number must be an integer between 1 and 10000, inclusive.")
+	if err != nil || n < 1 || n > q.h.maxParts {
+		return 0, errInvalidArgument(fmt.Sprintf("Part number must be an integer between 1 and %d, inclusive.", q.h.maxParts))
 	}
 	return n, nil
 }

@@ -283,6 +283,11 @@ func (q *request) getObject(head bool) error {
 			q.w.Header().Set("Content-Range", "bytes "+strconv.FormatInt(first, 10)+"-"+strconv.FormatInt(last, 10)+"/"+strconv.FormatInt(o.Size, 10))
 		}
 	}
+	if !head {
+		if err := q.h.checkReadable(o.Segments, first, last-first+1); err != nil {
+			return err
+		}
+	}
 	q.setObjectHeaders(o)
 	q.w.Header().Set("Content-Length", strconv.FormatInt(last-first+1, 10))
 	q.w.WriteHeader(status)

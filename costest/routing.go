@@ -8,29 +8,6 @@ import (
 	"strings"
 )
 
-// Operation names, as counted in Stats.
-const (
-	opHeadBucket              = "HeadBucket"
-	opPutBucket               = "PutBucket"
-	opListObjects             = "ListObjects"
-	opPutObject               = "PutObject"
-	opGetObject               = "GetObject"
-	opHeadObject              = "HeadObject"
-	opDeleteObject            = "DeleteObject"
-	opDeleteMultipleObjects   = "DeleteMultipleObjects"
-	opInitiateMultipartUpload = "InitiateMultipartUpload"
-	opUploadPart              = "UploadPart"
-	opUploadPartCopy          = "UploadPartCopy"
-	opCompleteMultipartUpload = "CompleteMultipartUpload"
-	opAbortMultipartUpload    = "AbortMultipartUpload"
-	opListMultipartUploads    = "ListMultipartUploads"
-	opListParts               = "ListParts"
-	opCopyObject              = "CopyObject"
-	opAppendObject            = "AppendObject"
-	opGetService              = "GetService"
-	opUnknown                 = "Unknown"
-)
-
 // unsupportedSubresources are COS subresources the emulator does not
 // implement. Answering them as if they were plain object or bucket requests
 // would mislead a client (GET /key?acl returning the object), so they get

@@ -1,6 +1,7 @@
 package costest
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -63,9 +64,24 @@ type Options struct {
 	Identity *IdentityOptions
 	// BucketConfig is the bucket configuration reported (bucketconfig.go).
 	BucketConfig BucketConfig
-	// Misbehavior breaks COS rules on purpose, for tests of `check`.
+	// Misbehavior breaks COS rules on purpose, for tests of `check`
+	// (misbehavior.go).
 	Misbehavior Misbehavior
+	// MaxParts, when not 0, lowers COS's part-number limit (10,000), so
+	// that tests reach it at small sizes. Test-only: COS has no such knob.
+	MaxParts int
+	// Discard keeps only the sizes and checksums of blobs larger than
+	// DiscardThreshold, in memory: objects of any size then cost no
+	// memory or disk, their CRC64, MD5 and ETags stay right, and a read
+	// of their bytes answers an error that says they were discarded. For
+	// benchmarks of very large uploads; not with Dir.
+	Discard bool
 }
+
+// DiscardThreshold is the largest blob (one PUT, one part) Discard keeps
+// whole: upload-state records, manifests and other small objects stay
+// readable.
+const DiscardThreshold = 1 << 20
 
 // Handler is the COS emulator as an http.Handler. It is safe for concurrent
 // use.
@@ -79,6 +95,7 @@ type Handler struct {
 	identity       *identityState
 	settings       bucketSettings
 	requestSeq     atomic.Uint64
+	maxParts       int
 }
 
 // NewHandler builds an emulator. The handler needs no listener: tests may
@@ -111,9 +128,18 @@ func NewHandler(opts Options) (*Handler, error) {
 		}
 		h.credentials[c.SecretID] = c
 	}
-	if opts.Dir == "" {
+	if opts.MaxParts < 0 || opts.MaxParts > maxPartNumber {
+		return nil, fmt.Errorf("costest: MaxParts %d: want 0 (COS's %d) to %d", opts.MaxParts, maxPartNumber, maxPartNumber)
+	}
+	h.maxParts = cmp.Or(opts.MaxParts, maxPartNumber)
+	switch {
+	case opts.Discard && opts.Dir != "":
+		return nil, errors.New("costest: Discard keeps sizes and checksums in memory; it cannot be used with Dir")
+	case opts.Discard:
+		h.backend = newDiscardBackend(DiscardThreshold)
+	case opts.Dir == "":
 		h.backend = newMemoryBackend()
-	} else {
+	default:
 		be, err := newDiskBackend(opts.Dir)
 		if err != nil {
 			return nil, err
@@ -164,11 +190,11 @@ type request struct {
 	requestID string
 	now       time.Time
 	// s3 marks a request signed with AWS SigV4 (sigv4.go): r is then its
-	// s3View, signed the request as it arrived, and pathStyle tells that
-	// it named its bucket in the path.
-	s3        bool
-	pathStyle bool
-	signed    *http.Request
+	// s3View, signed the request as it arrived, and pathBucket the bucket
+	// it named in its path (path-style), if it did.
+	s3         bool
+	pathBucket string
+	signed     *http.Request
 }
 
 // ServeHTTP answers one COS request.
@@ -180,10 +206,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.serveHTT
 func (h *Handler) serveHTTP(w http.ResponseWriter, r *http.Request, service bool) {
 	faults := h.faults.get()
 	query := parseQuery(r.URL.RawQuery)
-	view, s3, pathStyle := r, false, false
+	view, s3, pathBucket := r, false, ""
 	if isSigV4(r, query) {
 		s3 = true
-		view, pathStyle = h.s3View(r)
+		view, pathBucket = h.s3View(r)
 	}
 	op := operationOf(view, query, service)
 	if h.misbehavior().OmitCRC64 {
@@ -196,7 +222,7 @@ func (h *Handler) serveHTTP(w http.ResponseWriter, r *http.Request, service bool
 	r.Body = body
 	view.Body = body
 
-	q := &request{h: h, w: rw, r: view, signed: r, s3: s3, pathStyle: pathStyle, query: query, op: op, requestID: h.newRequestID()}
+	q := &request{h: h, w: rw, r: view, signed: r, s3: s3, pathBucket: pathBucket, query: query, op: op, requestID: h.newRequestID()}
 	hdr := rw.Header()
 	hdr.Set("Server", "tencent-cos")
 	hdr.Set("x-cos-request-id", q.requestID)
@@ -230,6 +256,10 @@ func (h *Handler) serve(q *request) error {
 	bucket, region, named := bucketFromHost(q.r.Host)
 	if !named {
 		bucket, region = h.bucket, h.region
+		if q.pathBucket != "" {
+			// A path-style name no COS host carries: no such bucket.
+			bucket = q.pathBucket
+		}
 	}
 	q.bucket = bucket
 	// The key is the decoded path without its leading slash. A request
@@ -246,7 +276,7 @@ func (h *Handler) serve(q *request) error {
 	if !ok || (named && region != rec.Region && region != "accelerate") {
 		return errNoSuchBucket()
 	}
-	if q.pathStyle && !rec.Created.Before(pathStyleCutoff) {
+	if q.pathBucket != "" && !rec.Created.Before(pathStyleCutoff) {
 		return errPathStyleForbidden()
 	}
 	if err := q.unsupportedS3(); err != nil {

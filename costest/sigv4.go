@@ -65,10 +65,13 @@ var pathStyleCutoff = time.Date(2024, 1, 1, 0, 0, 0, 0, time.FixedZone("CST", 8*
 
 // isSigV4 reports whether a request is signed the AWS way (Signature
 // Version 4 in the header or the query, or Version 2 in the header, which
-// authenticateV4 refuses) rather than with q-sign.
+// authenticateV4 refuses) rather than with q-sign. An Authorization header
+// decides alone, so a q-sign request stays one whatever its query holds.
 func isSigV4(r *http.Request, query url.Values) bool {
-	auth := r.Header.Get("Authorization")
-	return strings.HasPrefix(auth, sigV4Algorithm) || strings.HasPrefix(auth, "AWS ") || query.Has("X-Amz-Algorithm")
+	if auth := r.Header.Get("Authorization"); auth != "" {
+		return strings.HasPrefix(auth, sigV4Algorithm) || strings.HasPrefix(auth, "AWS ")
+	}
+	return query.Has("X-Amz-Algorithm")
 }
 
 // sigV4Fields is a parsed SigV4 authorization, from the header or the
@@ -363,9 +366,11 @@ var amzHeaderPrefixes = []string{"X-Amz-Meta-", "X-Amz-Copy-Source-If-", "X-Amz-
 // x-amz-* headers also under their x-cos-* names, its copy source in COS's
 // <bucket host>/<key> form, and a path-style request turned into the
 // virtual-hosted one (the bucket from the first path segment moved into
-// Host). pathStyle reports that last case. The original request keeps what
-// was signed.
-func (h *Handler) s3View(r *http.Request) (view *http.Request, pathStyle bool) {
+// Host). pathBucket is that bucket ("" for a virtual-hosted request); a
+// name no COS host can carry (not name-appid) stays out of Host, so it
+// names no bucket rather than the default one. The original request keeps
+// what was signed.
+func (h *Handler) s3View(r *http.Request) (view *http.Request, pathBucket string) {
 	v := new(http.Request)
 	*v = *r
 	v.Header = r.Header.Clone()
@@ -392,7 +397,7 @@ func (h *Handler) s3View(r *http.Request) (view *http.Request, pathStyle bool) {
 		v.Header.Set("X-Cos-Copy-Source", bucketHost(bucket, h.regionOf(bucket))+"/"+key)
 	}
 	if _, _, named := bucketFromHost(r.Host); named {
-		return v, false
+		return v, ""
 	}
 	bucket, rest, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
 	if bucket == "" {
@@ -400,13 +405,15 @@ func (h *Handler) s3View(r *http.Request) (view *http.Request, pathStyle bool) {
 		if !isServiceHost(r.Host) {
 			v.Host = "service.cos.myqcloud.com"
 		}
-		return v, false
+		return v, ""
 	}
 	u := *r.URL
 	u.Path, u.RawPath = "/"+rest, ""
 	v.URL = &u
-	v.Host = bucketHost(bucket, h.regionOf(bucket))
-	return v, true
+	if validBucketName(bucket) {
+		v.Host = bucketHost(bucket, h.regionOf(bucket))
+	}
+	return v, bucket
 }
 
 // wireName is the name an answer to a SigV4 request gives a stored x-cos-*

@@ -306,6 +306,9 @@ func TestSigV4Addressing(t *testing.T) {
 		{"path-style on the region endpoint", time.Date(2023, 12, 31, 0, 0, 0, 0, time.UTC), "cos.ap-guangzhou.myqcloud.com", "/" + DefaultBucket + "/k", 200, ""},
 		{"path-style, new bucket", time.Time{}, "127.0.0.1:9000", "/" + DefaultBucket + "/k", 403, "PathStyleDomainForbidden"},
 		{"path-style, no such bucket", time.Time{}, "127.0.0.1:9000", "/other-1250000000/k", 404, "NoSuchBucket"},
+		{"path-style, not a bucket name", time.Date(2023, 12, 31, 0, 0, 0, 0, time.UTC), "127.0.0.1:9000", "/Not_A_Bucket/k", 404, "NoSuchBucket"},
+		{"path-style, upper case", time.Date(2023, 12, 31, 0, 0, 0, 0, time.UTC), "127.0.0.1:9000", "/" + strings.ToUpper(DefaultBucket) + "/k", 404, "NoSuchBucket"},
+		{"path-style PUT Bucket of a bad name", time.Date(2023, 12, 31, 0, 0, 0, 0, time.UTC), "127.0.0.1:9000", "/Bad_Name", 400, "InvalidBucketName"},
 		{"virtual-hosted, new bucket", time.Time{}, bucketHost(DefaultBucket, DefaultRegion), "/k", 200, ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -476,6 +479,11 @@ func TestListObjectsV2(t *testing.T) {
 	rec := serveV4(t, h, "GET", "/?list-type=2&continuation-token=%25%25", nil, nil)
 	if rec.Code != 400 {
 		t.Fatalf("bad token: %d", rec.Code)
+	}
+	// A q-sign request stays one with X-Amz-* parameters in its query.
+	req0 := httptest.NewRequest("GET", "http://127.0.0.1/a%2F1?X-Amz-Algorithm=x", nil)
+	if rec := signAndServe(t, h, req0); rec.Code != 200 || rec.Body.String() != "a/1" {
+		t.Fatalf("q-sign GET with X-Amz-Algorithm in its query: %d %s", rec.Code, rec.Body)
 	}
 	// q-sign requests keep GET Bucket (v1), whatever list-type says.
 	req := httptest.NewRequest("GET", "http://127.0.0.1/?list-type=2&max-keys=1", nil)

@@ -56,6 +56,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&o.Addr, "addr", "127.0.0.1:9100", "listen `address`")
 	fs.StringVar(&o.ServiceAddr, "service-addr", "127.0.0.1:0", "`address` of the service endpoint answering GET Service (list buckets); give it to clients as their service URL (Go SDK BaseURL.ServiceURL, Node.js SDK ServiceDomain)")
 	fs.StringVar(&o.Dir, "data", "", "data `directory`; empty keeps everything in memory")
+	fs.BoolVar(&o.Discard, "discard", false, "keep only the sizes and checksums of blobs over 1 MiB (one PUT or part), for benchmarks of very large uploads: reading their bytes answers 400 DiscardedContent; not with -data")
 	fs.StringVar(&o.Bucket, "bucket", costest.DefaultBucket, "bucket (name-appid) created at start and served to non-bucket hosts")
 	fs.StringVar(&o.Region, "region", costest.DefaultRegion, "region of the bucket")
 	fs.Func("bucket-created", "`date` (2006-01-02) the bucket was created; default today. COS refuses path-style S3 requests to buckets created from 2024-01-01: an earlier date lets AWS SDKs and the s3-aws driver (forcepathstyle) in", func(v string) error {
@@ -109,6 +110,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	if fs.NArg() > 0 {
 		return config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if o.Discard && o.Dir != "" {
+		return config{}, errors.New("-discard keeps sizes and checksums in memory: it cannot be used with -data")
 	}
 	for _, r := range []struct {
 		name string

@@ -72,6 +72,12 @@ func TestParseFlags(t *testing.T) {
 				t.Errorf("bucket config = %+v", b)
 			}
 		}},
+		{"discard", []string{"-discard"}, "", func(t *testing.T, c config) {
+			if !c.options.Discard {
+				t.Errorf("Discard = false")
+			}
+		}},
+		{"discard with a data directory", []string{"-discard", "-data", "/d"}, "-discard keeps sizes and checksums in memory: it cannot be used with -data", nil},
 		{"bucket created", []string{"-bucket-created", "2023-01-01"}, "", func(t *testing.T, c config) {
 			if want := time.Date(2023, 1, 1, 0, 0, 0, 0, time.UTC); !c.options.BucketCreated.Equal(want) {
 				t.Errorf("BucketCreated = %v, want %v", c.options.BucketCreated, want)

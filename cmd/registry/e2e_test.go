@@ -380,7 +380,7 @@ func TestGarbageCollectDeleteUntagged(t *testing.T) {
 	}
 
 	configPath := testenv.WriteFile(t, "config.yml", registryConfigYAML(emulator, registryOptions{RootDirectory: "gc"}))
-	out, err := runBinary(t, "garbage-collect", "--delete-untagged", configPath)
+	out, err := runBinary(t, "garbage-collect", "--delete-untagged", "--min-age", "0", configPath)
 	if err != nil {
 		t.Fatalf("registry-cos garbage-collect --delete-untagged: %v\n%s", err, out)
 	}

@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +16,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/registry-cos/cos/costest"
+	"github.com/registry-cos/cos/internal/gc"
 	"github.com/registry-cos/cos/internal/gcdriver"
 	"github.com/registry-cos/cos/internal/testenv"
 	"github.com/registry-cos/cos/internal/testenv/registrytest"
@@ -106,9 +110,9 @@ func TestGarbageCollectReadsOnce(t *testing.T) {
 		t.Fatalf("gcdriver.Driver made %d COS requests, the driver alone %d", onceStats.Total(), plainStats.Total())
 	}
 
-	// The command itself (on gcdriver.Driver) removes the orphan and nothing else.
+	// The command itself removes the orphan and nothing else.
 	before := storedBlobs(t, reg)
-	if err := garbageCollect(ctx, config, storage.GCOpts{Quiet: true}); err != nil {
+	if err := garbageCollect(ctx, config, gcOptions{Options: gc.Options{Quiet: true}}); err != nil {
 		t.Fatalf("garbage-collect: %v", err)
 	}
 	after := storedBlobs(t, reg)
@@ -118,4 +122,60 @@ func TestGarbageCollectReadsOnce(t *testing.T) {
 	}
 	pullAndVerifyImage(t, reg.Ref(t, "gc/a:v1"), base)
 	pullAndVerifyImage(t, reg.Ref(t, "gc/b:v1"), base)
+}
+
+// TestGarbageCollectCommand runs the built binary the way scripts do:
+// upstream's flags and lines on standard output (the summary line, a line
+// per eligible blob), progress and summary on standard error, exit 0; a
+// bad flag value and an unusable storage exit 1 with one line naming it.
+func TestGarbageCollectCommand(t *testing.T) {
+	emulator := testenv.StartEmulator(t, costest.Options{})
+	reg := startRegistry(t, emulator, registryOptions{})
+	push(t, reg.Ref(t, "cmd/a:v1"), registrytest.NewImage(t, 60, 500))
+	orphan := []byte("the command's orphan")
+	finishUpload(t, startUpload(t, reg, "cmd/a"), digest.FromBytes(orphan), orphan)
+	config := testenv.WriteFile(t, "config.yml", registryConfigYAML(emulator, registryOptions{}))
+	binary := registryBinary(t)
+
+	run := func(args ...string) (string, string, error) {
+		cmd := exec.Command(binary, append([]string{"garbage-collect"}, args...)...)
+		var stdout, stderr strings.Builder
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		return stdout.String(), stderr.String(), err
+	}
+	stdout, stderr, err := run("--dry-run", "--min-age", "0", config)
+	if err != nil {
+		t.Fatalf("garbage-collect --dry-run: %v\n%s", err, stderr)
+	}
+	for _, want := range []string{
+		"cmd/a\n",
+		"3 blobs marked, 1 blobs and 0 manifests eligible for deletion\n",
+		"blob eligible for deletion: " + digest.FromBytes(orphan).String() + "\n",
+	} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("standard output lacks %q:\n%s", want, stdout)
+		}
+	}
+	if !strings.Contains(stderr, "garbage-collect: 3 blobs marked; 1 blobs (") || !strings.Contains(stderr, "COS requests (") {
+		t.Errorf("standard error lacks the summary:\n%s", stderr)
+	}
+	// With the default --min-age the fresh orphan is kept, and said so.
+	stdout, _, err = run("--dry-run", config)
+	if err != nil || !strings.Contains(stdout, "3 blobs marked, 0 blobs and 0 manifests eligible for deletion") || !strings.Contains(stdout, "1 blobs kept") {
+		t.Errorf("garbage-collect --dry-run with the default --min-age: %v\n%s", err, stdout)
+	}
+	stdout, stderr, err = run("--quiet", "--min-age", "0", config)
+	if err != nil || stdout != "" || stderr != "" {
+		t.Errorf("garbage-collect --quiet: %v, printed %q and %q", err, stdout, stderr)
+	}
+	pullAndVerifyImage(t, reg.Ref(t, "cmd/a:v1"), registrytest.NewImage(t, 60, 500))
+
+	for _, bad := range [][]string{{"--min-age", "-1s", config}, {"--concurrency", "0", config}, {filepath.Join(t.TempDir(), "missing.yml")}} {
+		_, stderr, err := run(bad...)
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != 1 || strings.Count(strings.TrimSpace(stderr), "\n") != 0 || !strings.HasPrefix(stderr, "registry-cos: ") {
+			t.Errorf("garbage-collect %v: %v, printed %q; want exit 1 and one line", bad, err, stderr)
+		}
+	}
 }

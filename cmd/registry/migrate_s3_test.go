@@ -21,6 +21,7 @@ import (
 	cos "github.com/tencentyun/cos-go-sdk-v5"
 
 	"github.com/registry-cos/cos/costest"
+	"github.com/registry-cos/cos/internal/gc"
 	"github.com/registry-cos/cos/internal/testenv"
 	"github.com/registry-cos/cos/internal/testenv/registrytest"
 )
@@ -184,7 +185,9 @@ func collectLikeUpstream(t *testing.T, emulator *costest.Server, dataDir string,
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := garbageCollect(ctx, cosConfig, opts); err != nil {
+	// MinAge 0 (the zero Options): the data was written moments ago.
+	cosOpts := gcOptions{Options: gc.Options{DryRun: opts.DryRun, RemoveUntagged: opts.RemoveUntagged, Quiet: opts.Quiet}}
+	if err := garbageCollect(ctx, cosConfig, cosOpts); err != nil {
 		t.Fatalf("registry-cos garbage-collect: %v", err)
 	}
 	upstreamConfig := s3AWSConfig(t, twin)

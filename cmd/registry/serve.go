@@ -12,14 +12,10 @@ import (
 	"github.com/distribution/distribution/v3/configuration"
 	"github.com/distribution/distribution/v3/registry"
 	"github.com/distribution/distribution/v3/registry/handlers"
-	"github.com/distribution/distribution/v3/registry/storage"
-	"github.com/distribution/distribution/v3/registry/storage/driver/factory"
 	"github.com/distribution/distribution/v3/version"
 	"github.com/docker/go-metrics"
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
-
-	"github.com/registry-cos/cos/internal/gcdriver"
 )
 
 // runServe replaces the upstream serve command's Run. Upstream lets
@@ -154,59 +150,6 @@ func configureDebugServer(config *configuration.Configuration) {
 			exitWithError(os.Stderr, fmt.Errorf("debug server: %w", err))
 		}
 	}(config.HTTP.Debug.Addr)
-}
-
-// runGarbageCollect replaces the upstream garbage-collect command's Run so
-// that a storage driver that cannot start is reported on one line too. The
-// flags (--dry-run, --delete-untagged, --quiet) are the upstream ones.
-func runGarbageCollect(cmd *cobra.Command, args []string) {
-	flags := cmd.Flags()
-	dryRun, _ := flags.GetBool("dry-run")
-	removeUntagged, _ := flags.GetBool("delete-untagged")
-	quiet, _ := flags.GetBool("quiet")
-
-	config, err := resolveConfiguration(args)
-	if err != nil {
-		exitWithError(os.Stderr, err)
-	}
-	if err := configureLogging(config); err != nil {
-		exitWithError(os.Stderr, err)
-	}
-	opts := storage.GCOpts{DryRun: dryRun, RemoveUntagged: removeUntagged, Quiet: quiet}
-	if err := garbageCollect(context.Background(), config, opts); err != nil {
-		exitWithError(os.Stderr, err)
-	}
-}
-
-// garbageCollect runs the upstream mark-and-sweep over the storage named in
-// config, on gcdriver.Driver.
-func garbageCollect(ctx context.Context, config *configuration.Configuration, opts storage.GCOpts) (err error) {
-	defer func() {
-		// Storage.Type panics when the configuration names two drivers.
-		if r := recover(); r != nil {
-			err = startupError(r)
-		}
-	}()
-	driver, err := factory.Create(ctx, config.Storage.Type(), config.Storage.Parameters())
-	if err != nil {
-		return err
-	}
-	gc := gcdriver.New(driver)
-	namespace, err := storage.NewRegistry(ctx, gc)
-	if err != nil {
-		return fmt.Errorf("failed to construct registry: %w", err)
-	}
-	err = storage.MarkAndSweep(ctx, gc, namespace, opts)
-	err = errors.Join(err, gc.Wait())
-	// The cos driver ends a Delete's confirming part off the caller's path
-	// (cos.Driver.Wait); the process must not exit before it ends.
-	if bg, ok := driver.(interface{ Wait(context.Context) error }); ok {
-		err = errors.Join(err, bg.Wait(ctx))
-	}
-	if err != nil {
-		return fmt.Errorf("failed to garbage collect: %w", err)
-	}
-	return nil
 }
 
 // configureLogging applies the log level and format of config to the

@@ -77,7 +77,7 @@ func TestTenantRootDirectories(t *testing.T) {
 		t.Fatal(err)
 	}
 	configA := testenv.WriteFile(t, "config.yml", registryConfigYAML(emulator, registryOptions{RootDirectory: "tenants/a"}))
-	if out, err := runBinary(t, "garbage-collect", "--delete-untagged", configA); err != nil {
+	if out, err := runBinary(t, "garbage-collect", "--delete-untagged", "--min-age", "0", configA); err != nil {
 		t.Fatalf("garbage-collect of tenant a: %v\n%s", err, out)
 	}
 	var walkedA []string
