@@ -164,8 +164,9 @@ type parameterRow struct{ typ, def, accepted string }
 
 var parameterRowPattern = regexp.MustCompile("(?m)^\\| `([a-z]+)` \\|([^|]*)\\|([^|]*)\\|([^|]*)\\|")
 
-// parameterRows reads the parameter tables of a page: name, type,
-// default, accepted, meaning.
+// parameterRows reads the parameter tables of a page (name, type,
+// default, accepted, meaning): each parameter's first row, as the
+// reference tables come before any other.
 func parameterRows(t *testing.T, path string) map[string]parameterRow {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -176,8 +177,8 @@ func parameterRows(t *testing.T, path string) map[string]parameterRow {
 		if !contains(parameterNames, m[1]) {
 			continue
 		}
-		if _, dup := rows[m[1]]; dup {
-			t.Errorf("%s: two table rows for parameter %s", path, m[1])
+		if _, seen := rows[m[1]]; seen {
+			continue // a later table keyed by parameter values, not the reference
 		}
 		rows[m[1]] = parameterRow{typ: strings.TrimSpace(m[2]), def: strings.TrimSpace(m[3]), accepted: strings.TrimSpace(m[4])}
 	}
