@@ -48,17 +48,19 @@ test:
 	$(GO) test -timeout 75m ./...
 
 vet:
-	gofmt -l . | tee /dev/stderr | (! read)
+	@# Fails when gofmt lists a file, under any /bin/sh (dash included).
+	test -z "$$(gofmt -l . | tee /dev/stderr)"
 	$(GO) vet ./...
 
-release: clean
+release:
+	rm -rf $(DIST)
 	mkdir -p $(DIST)
 	set -e; for platform in $(PLATFORMS); do \
 		os=$${platform%/*}; arch=$${platform#*/}; \
 		name=$(BINARY)-$(VERSION)-$$os-$$arch; \
 		echo "building $$name"; \
 		GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(DIST)/$$name/$(BINARY) $(PKG); \
-		cp LICENSE README.md cmd/registry/config-cos.yml $(DIST)/$$name/; \
+		cp -r LICENSE README.md README.zh-CN.md docs cmd/registry/config-cos.yml $(DIST)/$$name/; \
 		tar -C $(DIST) -czf $(DIST)/$$name.tar.gz $$name; \
 		rm -rf $(DIST)/$$name; \
 	done
