@@ -164,7 +164,13 @@ http:
 	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
 		b.Fatal(err)
 	}
-	p := testenv.StartProcess(b, exec.Command(binary, "serve", path))
+	args := []string{"serve", path}
+	if os.Getenv("REGISTRY_COS_BENCH_PROFILE") != "" {
+		// profileCPU reads the profile from the debug server, which serves
+		// pprof only when asked.
+		args = []string{"serve", "--debug-pprof", path}
+	}
+	p := testenv.StartProcess(b, exec.Command(binary, args...))
 	r := &servedRegistry{base: "http://" + addr, config: path, debug: "http://" + debug, pid: p.Cmd.Process.Pid}
 	p.WaitForHTTP(b, r.base+"/v2/", 60*time.Second)
 	return r

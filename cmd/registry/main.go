@@ -53,6 +53,7 @@ func init() {
 	// The upstream commands panic or print stack traces when storage fails to
 	// start; these wrappers report one line and exit non-zero instead.
 	registry.ServeCmd.Run = runServe
+	registry.ServeCmd.Flags().Bool(debugProfilingFlag, false, "also serve pprof (/debug/pprof/) and expvar (/debug/vars) on the debug listener (http.debug.addr)")
 	registry.GCCmd.Run = runGarbageCollect
 	registry.RootCmd.AddCommand(newDevCommand(), newCheckCommand(), newRegistryctlCommand())
 }

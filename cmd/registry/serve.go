@@ -23,14 +23,16 @@ import (
 // credentials, wrong region, missing bucket), which prints a stack trace;
 // here the driver's sentence is printed on one line and the exit code is 1.
 func runServe(cmd *cobra.Command, args []string) {
-	if err := serve(cmd.Context(), args); err != nil {
+	profiling, _ := cmd.Flags().GetBool(debugProfilingFlag)
+	if err := serve(cmd.Context(), args, profiling); err != nil {
 		exitWithError(os.Stderr, err)
 	}
 }
 
 // serve loads the configuration named by args (or REGISTRY_CONFIGURATION_PATH),
-// starts the registry and serves until the listener fails.
-func serve(ctx context.Context, args []string) error {
+// starts the registry and serves until the listener fails. profiling puts
+// pprof and expvar on the debug listener.
+func serve(ctx context.Context, args []string, profiling bool) error {
 	config, err := resolveConfiguration(args)
 	if err != nil {
 		return err
@@ -39,7 +41,7 @@ func serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	configureDebugServer(config)
+	configureDebugServer(config, profiling)
 	return reg.ListenAndServe()
 }
 
@@ -130,9 +132,17 @@ func parseConfigurationFile(path string) (config *configuration.Configuration, e
 	return config, nil
 }
 
-// configureDebugServer starts the debug listener (pprof and, when enabled,
-// Prometheus metrics) the way the upstream serve command does.
-func configureDebugServer(config *configuration.Configuration) {
+// debugProfilingFlag is serve's flag that puts pprof and expvar on the
+// debug listener.
+const debugProfilingFlag = "debug-pprof"
+
+// configureDebugServer starts the debug listener (/debug/health and, when
+// enabled, Prometheus metrics) the way the upstream serve command does, but
+// with pprof and expvar only when profiling is asked for: upstream serves
+// them on every debug listener, and the metrics port is reached by more than
+// the pod (a Service for Prometheus), where pprof hands anyone the process's
+// memory and a way to load its CPU.
+func configureDebugServer(config *configuration.Configuration, profiling bool) {
 	if config.HTTP.Debug.Addr == "" {
 		return
 	}
@@ -146,10 +156,25 @@ func configureDebugServer(config *configuration.Configuration) {
 	}
 	go func(addr string) {
 		logrus.Infof("debug server listening %v", addr)
-		if err := http.ListenAndServe(addr, nil); err != nil {
+		if err := http.ListenAndServe(addr, debugHandler(profiling)); err != nil {
 			exitWithError(os.Stderr, fmt.Errorf("debug server: %w", err))
 		}
 	}(config.HTTP.Debug.Addr)
+}
+
+// debugHandler serves what is registered on http.DefaultServeMux (metrics,
+// /debug/health), less pprof (/debug/pprof/) and expvar (/debug/vars) when
+// profiling is off. Paths are matched as ServeMux cleans them: an unclean
+// path is redirected to its clean form, which comes back through here.
+func debugHandler(profiling bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		if !profiling && (p == "/debug/pprof" || strings.HasPrefix(p, "/debug/pprof/") || p == "/debug/vars") {
+			http.NotFound(w, r)
+			return
+		}
+		http.DefaultServeMux.ServeHTTP(w, r)
+	})
 }
 
 // configureLogging applies the log level and format of config to the

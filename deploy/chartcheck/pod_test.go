@@ -1,6 +1,7 @@
 package chartcheck
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -143,6 +144,26 @@ func TestDebugListenerNotOnClientService(t *testing.T) {
 				}
 				if len(metrics) != 1 || !selects(sm.Spec.Selector.MatchLabels, metrics[0].Labels) {
 					t.Errorf("the ServiceMonitor selects %v, not the metrics Service", sm.Spec.Selector.MatchLabels)
+				}
+			}
+		})
+	}
+}
+
+// TestProfilesOnlyWhenAsked: the debug listener that the metrics Service
+// publishes serves pprof and expvar only with metrics.pprof (serve's
+// --debug-pprof; TestDebugListenerServesProfilesOnlyWhenAsked in
+// cmd/registry pins what the flag does), in every variant.
+func TestProfilesOnlyWhenAsked(t *testing.T) {
+	for variant, file := range variants(t) {
+		t.Run(variant, func(t *testing.T) {
+			for _, pprof := range []bool{false, true} {
+				args := renderObjects(t, file, map[string]any{"metrics": map[string]any{"pprof": pprof}}).container(t).Args
+				if slices.Contains(args, "--debug-pprof") != pprof {
+					t.Errorf("metrics.pprof=%v: the container runs %v", pprof, args)
+				}
+				if len(args) == 0 || args[0] != "serve" || args[len(args)-1] != "/etc/registry/config.yml" {
+					t.Errorf("metrics.pprof=%v: the container runs %v, want serve ... /etc/registry/config.yml", pprof, args)
 				}
 			}
 		})

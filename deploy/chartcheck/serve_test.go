@@ -212,17 +212,6 @@ func newTunnel(t *testing.T, addr string) string {
 	return proxy.URL
 }
 
-// freeAddr is a free local address.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // syncBuffer is a bytes.Buffer safe for a process's two writers.
 type syncBuffer struct {
 	mu sync.Mutex
