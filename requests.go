@@ -1,12 +1,15 @@
 package cos
 
 // The one-request primitives every operation is built from: a HEAD, a PUT,
-// a page of a listing, a DELETE. Each goes through d.do (retry.go), which
-// bounds, retries and observes it.
+// a ranged GET, a page of a listing, a DELETE. Each runs in d.do
+// (retry.go), which bounds, retries and observes it; getRange is one
+// attempt, which its callers run in d.do, reading the body there or not.
 
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -189,4 +192,84 @@ func (d *driver) deleteObject(ctx context.Context, key string) error {
 	return d.do(ctx, "DeleteObject", key, func(ctx context.Context) (*cossdk.Response, error) {
 		return d.client.Object.Delete(ctx, key)
 	})
+}
+
+// byteRange is a range of an object's bytes to GET: [start, end), or, with
+// suffix > 0, its last suffix bytes. COS ends a range at the object's end.
+type byteRange struct {
+	start, end int64
+	suffix     int64
+}
+
+func (r byteRange) String() string {
+	if r.suffix > 0 {
+		return fmt.Sprintf("bytes=-%d", r.suffix)
+	}
+	return fmt.Sprintf("bytes=%d-%d", r.start, r.end-1)
+}
+
+// in is where r lies in an object of size bytes: its first and last byte.
+func (r byteRange) in(size int64) (first, last int64) {
+	if r.suffix > 0 {
+		return max(size-r.suffix, 0), size - 1
+	}
+	return r.start, min(r.end, size) - 1
+}
+
+// getRange sends one GET of r of key; ifMatch, when set, pins the object's
+// version. It checks that the answer is that range and returns it with its
+// body unread, for the caller to read and close, and with what it says of
+// the object: head (head.size is the object's size) and first, the offset
+// of the body in the object. It is one attempt: callers run it in d.do.
+func (d *driver) getRange(ctx context.Context, key string, r byteRange, ifMatch string) (resp *cossdk.Response, head objectHead, first int64, err error) {
+	opt := &cossdk.ObjectGetOptions{Range: r.String()}
+	if isBlobData(d.pathOf(key)) {
+		// trafficlimit caps a blob download as it caps a redirected
+		// client's; the registry's small reads (links, manifests' links,
+		// upload-state records) are not downloads.
+		opt.XCosTrafficLimit = int(d.params.TrafficLimit * 8)
+	}
+	if ifMatch != "" {
+		opt.XOptionHeader = &http.Header{"If-Match": []string{ifMatch}}
+	}
+	resp, err = d.client.Object.Get(ctx, key, opt)
+	if err != nil {
+		return resp, head, 0, err
+	}
+	head = headOf(resp.Header, resp.ContentLength)
+	if first, head.size, err = checkRange(resp.Response, r); err != nil {
+		resp.Body.Close()
+		return resp, head, 0, &localError{fmt.Errorf("cos: reading %s of %s: %w", r, key, err)}
+	}
+	return resp, head, first, nil
+}
+
+// checkRange checks that an answer to a GET of r is that range, ended at
+// the object's end, and returns where its body starts in the object and
+// the object's size: a known length (without it a dropped connection would
+// pass for the end of the range) and a 206 whose Content-Range names the
+// range. A 200 is the whole object, accepted only when r asks for all of
+// it (a range from 0, or a suffix, reaching past its end). Anything else
+// would hand out wrong bytes.
+func checkRange(resp *http.Response, r byteRange) (first, size int64, err error) {
+	if resp.ContentLength < 0 {
+		return 0, 0, errors.New("COS sent no Content-Length")
+	}
+	if resp.StatusCode == http.StatusOK {
+		if first, last := r.in(resp.ContentLength); first == 0 && last == resp.ContentLength-1 {
+			return 0, resp.ContentLength, nil
+		}
+	}
+	if resp.StatusCode != http.StatusPartialContent {
+		return 0, 0, fmt.Errorf("COS answered %d to a ranged read, want 206", resp.StatusCode)
+	}
+	var last int64
+	cr := resp.Header.Get("Content-Range")
+	if _, err := fmt.Sscanf(cr, "bytes %d-%d/%d", &first, &last, &size); err != nil {
+		return 0, 0, fmt.Errorf("COS answered Content-Range %q, want %s", cr, r)
+	}
+	if wantFirst, wantLast := r.in(size); first != wantFirst || last != wantLast || last-first+1 != resp.ContentLength {
+		return 0, 0, fmt.Errorf("COS answered Content-Range %q with %d bytes, want %s", cr, resp.ContentLength, r)
+	}
+	return first, size, nil
 }
