@@ -25,6 +25,9 @@ import (
 // DriverName is the name the driver registers under: `storage: cos:`.
 const DriverName = "cos"
 
+// registerOnce makes Register idempotent: factory.Register panics on a
+// second registration of a name, and init and a program may both call it.
+// Process-wide because the factory's table is.
 var registerOnce sync.Once
 
 func init() { Register() }
