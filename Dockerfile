@@ -38,6 +38,10 @@ RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache
         -X github.com/distribution/distribution/v3/version.revision=${REVISION} \
         -X github.com/distribution/distribution/v3/version.mainpkg=github.com/registry-cos/cos" \
       -o /out/registry-cos ./cmd/registry
+# The CA bundle: Mozilla's NSS roots from the golang.org/x/crypto/x509roots/fallback
+# module at the version go.mod pins, the same bundle `make image` installs.
+RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
+    mkdir -p /out/etc/ssl/certs && go run ./tools/imagebuild cabundle -out /out/etc/ssl/certs/ca-certificates.crt
 # The non-root user, as passwd/group entries; /tmp for temporary files.
 RUN mkdir -p /out/etc /out/tmp && chmod 1777 /out/tmp \
  && printf 'root:x:0:0:root:/root:/sbin/nologin\nregistry:x:10001:10001:registry-cos:/nonexistent:/sbin/nologin\n' > /out/etc/passwd \
@@ -49,12 +53,16 @@ ARG VERSION=v0.0.0-docker
 ARG REVISION=
 COPY --from=build /out/etc/passwd /out/etc/group /etc/
 COPY --from=build /out/tmp /tmp
-COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
+COPY --from=build /out/etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 COPY cmd/registry/config-env.yml /etc/registry/config.yml
 COPY --from=build /out/registry-cos /usr/local/bin/registry-cos
 USER 10001:10001
 EXPOSE 5000
-ENV PATH=/usr/local/bin REGISTRY_CONFIGURATION_PATH=/etc/registry/config.yml
+# Trace export off: Distribution otherwise sends traces to https://localhost:4318
+# and logs every failed export at error level. No REGISTRY_* variable: the
+# command names the configuration file, and the registry reports an unknown
+# REGISTRY_* variable on a plain-text line before its log starts.
+ENV PATH=/usr/local/bin OTEL_TRACES_EXPORTER=none
 LABEL org.opencontainers.image.title=registry-cos \
       org.opencontainers.image.description="CNCF Distribution registry with the Tencent Cloud COS storage driver" \
       org.opencontainers.image.version=${VERSION} \

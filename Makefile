@@ -5,7 +5,8 @@
 #   make release    dist/registry-cos-<version>-<os>-<arch>[.tar.gz], dist/SHA256SUMS,
 #                   the image in dist/image and its digest in dist/IMAGE_DIGEST
 #   make image      the container image as an OCI image layout in dist/image
-#                   (linux/amd64 and linux/arm64; no Docker, nothing downloaded);
+#                   (linux/amd64 and linux/arm64; no Docker), named
+#                   IMAGE_NAME:VERSION (what `podman load` calls it);
 #                   its binary is also Harbor's registry controller
 #                   (`registry-cos registryctl -c FILE`, docs/harbor.md)
 #   make image-push IMAGE=registry.example.com/ns/registry-cos:v1.2.3
@@ -23,6 +24,8 @@ REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
 PLATFORMS := linux/amd64 linux/arm64 darwin/arm64
 IMAGE_PLATFORMS := linux/amd64 linux/arm64
 IMAGE    ?=
+# The repository the layout names the image after: the chart's default.
+IMAGE_NAME ?= ccr.ccs.tencentyun.com/registry-cos/registry-cos
 # File times and the creation time of the image: the last commit's, so the
 # same commit builds the same image digest.
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
@@ -45,17 +48,19 @@ test:
 	$(GO) test -timeout 75m ./...
 
 vet:
-	gofmt -l . | tee /dev/stderr | (! read)
+	@# Fails when gofmt lists a file, under any /bin/sh (dash included).
+	test -z "$$(gofmt -l . | tee /dev/stderr)"
 	$(GO) vet ./...
 
-release: clean
+release:
+	rm -rf $(DIST)
 	mkdir -p $(DIST)
 	set -e; for platform in $(PLATFORMS); do \
 		os=$${platform%/*}; arch=$${platform#*/}; \
 		name=$(BINARY)-$(VERSION)-$$os-$$arch; \
 		echo "building $$name"; \
 		GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(DIST)/$$name/$(BINARY) $(PKG); \
-		cp LICENSE README.md cmd/registry/config-cos.yml $(DIST)/$$name/; \
+		cp -r LICENSE README.md README.zh-CN.md docs cmd/registry/config-cos.yml $(DIST)/$$name/; \
 		tar -C $(DIST) -czf $(DIST)/$$name.tar.gz $$name; \
 		rm -rf $(DIST)/$$name; \
 	done
@@ -65,8 +70,9 @@ release: clean
 	cat $(DIST)/IMAGE_DIGEST
 
 # The image: static binaries for each platform, then tools/imagebuild puts
-# them, the CA bundle of this machine (Debian's ca-certificates package),
-# a non-root user and cmd/registry/config-env.yml into an OCI index.
+# them, the CA bundle (Mozilla's roots from the x509roots/fallback module
+# go.mod pins), a non-root user and cmd/registry/config-env.yml into an OCI
+# index.
 image:
 	rm -rf $(DIST)/image $(DIST)/image-bin
 	set -e; for platform in $(IMAGE_PLATFORMS); do \
@@ -74,7 +80,7 @@ image:
 		GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(DIST)/image-bin/$$os-$$arch/$(BINARY) $(PKG); \
 	done
 	$(GO) run ./tools/imagebuild build -out $(DIST)/image -digest-file $(DIST)/IMAGE_DIGEST \
-		-config cmd/registry/config-env.yml -version $(VERSION) -revision '$(REVISION)' \
+		-config cmd/registry/config-env.yml -name $(IMAGE_NAME) -version $(VERSION) -revision '$(REVISION)' \
 		-created $(SOURCE_DATE_EPOCH) \
 		$(foreach p,$(IMAGE_PLATFORMS),-binary $(p)=$(DIST)/image-bin/$(subst /,-,$(p))/$(BINARY))
 	rm -rf $(DIST)/image-bin

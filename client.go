@@ -54,6 +54,9 @@ func resolveEndpoints(p Parameters) (endpoints, error) {
 		if p.Accelerate {
 			return e, fmt.Errorf("cos: parameters endpoint and accelerate exclude each other")
 		}
+		if regionHostPattern.MatchString(u.Hostname()) {
+			return e, fmt.Errorf("cos: parameter endpoint %q is a COS region host, which names no bucket: COS cannot route the driver's requests there; use the bucket's own host, such as https://%s.cos-internal.<region>.tencentcos.cn, or leave endpoint empty", p.Endpoint, p.Bucket)
+		}
 		u.Path = ""
 		e.api = u
 		if isLocalHost(u.Hostname()) {
@@ -125,6 +128,11 @@ func resolveEndpoints(p Parameters) (endpoints, error) {
 // (<bucket>.cos-internal.<region>.tencentcos.cn, which the docs recommend
 // inside Tencent Cloud): bucket and region.
 var bucketHostPattern = regexp.MustCompile(`^([a-z0-9-]+)\.cos(?:-internal)?\.([a-z0-9-]+)\.(?:myqcloud\.com|tencentcos\.cn)$`)
+
+// regionHostPattern matches COS hosts that name a region but no bucket:
+// cos.<region>.myqcloud.com (S3's regionendpoint style),
+// cos-internal.<region>.tencentcos.cn, service.cos.myqcloud.com.
+var regionHostPattern = regexp.MustCompile(`^(service\.cos|cos(?:-internal)?\.[a-z0-9-]+)\.(?:myqcloud\.com|tencentcos\.cn)$`)
 
 // bucketHost is the default host of a bucket in a region.
 func bucketHost(bucket, region string) string {

@@ -46,7 +46,10 @@ func (driverFactory) Create(ctx context.Context, parameters map[string]any) (sto
 
 // Driver is the COS storage driver. It implements
 // storagedriver.StorageDriver; path checks, tracing and metrics come from
-// distribution's base package.
+// distribution's base package, whose embedded Base carries the storage
+// methods (so go doc does not list them here): GetContent, PutContent,
+// Reader, Writer, Stat, List, Move, Delete, RedirectURL and Walk, each
+// documented on storagedriver.StorageDriver. Wait is the driver's own.
 type Driver struct {
 	baseEmbed
 }
@@ -92,7 +95,8 @@ func (d driver) Format(f fmt.State, verb rune) {
 }
 
 // New builds a driver from typed parameters and checks once (HEAD Bucket)
-// that the bucket exists and the credentials may use it.
+// that the bucket exists and the credentials may use it. It logs nothing
+// above debug but the skipverify warning.
 func New(ctx context.Context, params Parameters) (*Driver, error) {
 	params, endpoints, err := params.validated()
 	if err != nil {
@@ -112,7 +116,9 @@ func New(ctx context.Context, params Parameters) (*Driver, error) {
 		}
 		return nil, err
 	}
-	logrus.WithField("driver", DriverName).Infof("using the credentials from %s", d.credentials.describe())
+	// A library caller's standard error stays quiet; the registry's
+	// FromParameters says it at info.
+	logrus.WithField("driver", DriverName).Debugf("using the credentials from %s", d.credentials.describe())
 	return &Driver{baseEmbed{base.Base{StorageDriver: d}}}, nil
 }
 
@@ -227,11 +233,17 @@ func (d *Driver) Client() *cossdk.Client {
 	return d.Base.StorageDriver.(*driver).client
 }
 
-// FromParameters builds a driver from the registry's configuration map.
+// FromParameters builds a driver from the registry's configuration map,
+// and logs (info) which credentials it uses; New logs that at debug only.
 func FromParameters(ctx context.Context, parameters map[string]any) (*Driver, error) {
 	p, err := ParseParameters(parameters)
 	if err != nil {
 		return nil, err
 	}
-	return New(ctx, p)
+	d, err := New(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	logrus.WithField("driver", DriverName).Infof("using the credentials from %s", d.Base.StorageDriver.(*driver).credentials.describe())
+	return d, nil
 }

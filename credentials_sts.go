@@ -260,8 +260,16 @@ const (
 // it: 2 to 128 of letters, digits and =,.@_-.
 var roleSessionNamePattern = regexp.MustCompile(`^[\w+=,.@-]{2,128}$`)
 
+// roleARNPattern is a CAM role's ARN, by name (qcs::cam::uin/<uin>:roleName/
+// <name>, as the STS AssumeRole reference writes RoleArn) or by role ID
+// (qcs::cam::uin/<uin>:role/<id>); an AWS ARN would reach STS otherwise.
+var roleARNPattern = regexp.MustCompile(`^qcs::cam::uin/[0-9]+:(roleName|role)/[^\s/]+$`)
+
 // validateRoleParameters checks the parameters of STS (Validate calls it).
 func validateRoleParameters(p Parameters) error {
+	if p.RoleARN != "" && !roleARNPattern.MatchString(p.RoleARN) {
+		return fmt.Errorf("cos: parameter rolearn %q is not a CAM role ARN: want qcs::cam::uin/<uin>:roleName/<name>", p.RoleARN)
+	}
 	if p.RoleSessionName != "" && !roleSessionNamePattern.MatchString(p.RoleSessionName) {
 		return fmt.Errorf("cos: parameter rolesessionname %q is not an STS session name: want 2 to 128 letters, digits or =,.@_-", p.RoleSessionName)
 	}

@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
-	"github.com/distribution/distribution/v3/registry/storage/driver/factory"
 	"github.com/registry-cos/cos"
 	"github.com/registry-cos/cos/costest"
 )
@@ -44,8 +43,8 @@ func ExampleNew() {
 	// Output: hello, COS
 }
 
-// Build the driver from the untyped map a registry configuration gives,
-// through the factory the package registers as "cos".
+// Build the driver from the untyped map a registry configuration gives, as
+// the factory the package registers as "cos" does for `storage: cos:`.
 func ExampleFromParameters() {
 	srv, err := costest.NewServer(costest.Options{})
 	if err != nil {
@@ -54,7 +53,7 @@ func ExampleFromParameters() {
 	defer srv.Close()
 
 	ctx := context.Background()
-	driver, err := factory.Create(ctx, "cos", map[string]any{
+	driver, err := cos.FromParameters(ctx, map[string]any{
 		"secretid":  srv.SecretID,
 		"secretkey": srv.SecretKey,
 		"bucket":    srv.Bucket,

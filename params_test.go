@@ -180,6 +180,8 @@ func TestStructAndMapPathsAgree(t *testing.T) {
 		{"cvmmetadataurl", "metadata", func(p *Parameters) { p.CVMMetadataURL = "metadata" }},
 		{"profile", "ops", func(p *Parameters) { p.Profile = "ops" }},
 		{"rolearn", "qcs::cam::uin/1:roleName/r", func(p *Parameters) { p.RoleARN = "qcs::cam::uin/1:roleName/r" }},
+		{"rolearn", "arn:aws:iam::123456789012:role/r", func(p *Parameters) { p.RoleARN = "arn:aws:iam::123456789012:role/r" }},
+		{"rolearn", "qcs::cam::uin/1:role/4611686018427397919", func(p *Parameters) { p.RoleARN = "qcs::cam::uin/1:role/4611686018427397919" }},
 		{"rolesessionname", "registry-a", func(p *Parameters) { p.RoleSessionName = "registry-a" }},
 		{"rolesessionname", "bad name", func(p *Parameters) { p.RoleSessionName = "bad name" }},
 		{"roleduration", "1h", func(p *Parameters) { p.RoleDuration = time.Hour }},
@@ -297,5 +299,22 @@ func TestRootDirectoryDotSegments(t *testing.T) {
 		p := DefaultParameters()
 		p.Bucket, p.Region, p.RootDirectory = "registry-1250000000", "ap-guangzhou", root
 		require.ErrorContains(t, p.Validate(), "rootdirectory", root)
+	}
+}
+
+// TestRoleARNForm: a role ARN not of CAM's form is refused at start with
+// the form it should have, not sent to STS.
+func TestRoleARNForm(t *testing.T) {
+	for _, arn := range []string{"arn:aws:iam::123456789012:role/r", "qcs::cam::uin/1:roleName/", "registry-cos"} {
+		m := baseConfig()
+		m["rolearn"] = arn
+		_, err := ParseParameters(m)
+		require.ErrorContains(t, err, "is not a CAM role ARN: want qcs::cam::uin/<uin>:roleName/<name>", arn)
+	}
+	for _, arn := range []string{"qcs::cam::uin/100000000001:roleName/registry-cos", "qcs::cam::uin/1:role/4611686018427397919"} {
+		m := baseConfig()
+		m["rolearn"] = arn
+		_, err := ParseParameters(m)
+		require.NoError(t, err, arn)
 	}
 }

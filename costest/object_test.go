@@ -192,6 +192,16 @@ func TestHeadBucketAndHostRouting(t *testing.T) {
 	if string(got) != "x" {
 		t.Errorf("buckets are not separate: got %q", got)
 	}
+	// A COS host naming a region but no bucket routes no bucket or object
+	// request (GET Service aside), as an IP or localhost does.
+	for _, host := range []string{"cos-internal." + DefaultRegion + ".tencentcos.cn", "cos." + DefaultRegion + ".myqcloud.com", "service.cos.myqcloud.com"} {
+		bare := newClient(t, srv)
+		bare.Host = host
+		_, err := bare.Bucket.Head(ctx)
+		wantCode(t, err, "", http.StatusBadRequest)
+		_, err = bare.Object.Get(ctx, "via-host", nil)
+		wantCode(t, err, "InvalidURI", http.StatusBadRequest)
+	}
 }
 
 func withHeader(name, value string) *cos.ObjectGetOptions {

@@ -24,7 +24,7 @@ var unsupportedSubresources = []string{
 // present, on subresource query keys and on the x-cos-copy-source header.
 // service is true for requests that reached Server.ServiceURL.
 func operationOf(r *http.Request, q url.Values, service bool) string {
-	if service || isServiceHost(r.Host) {
+	if service || namesNoBucket(r.Host) {
 		if r.Method == http.MethodGet && (r.URL.Path == "/" || r.URL.Path == "") {
 			return opGetService
 		}
@@ -117,6 +117,22 @@ func bucketFromHost(host string) (bucket, region string, ok bool) {
 // for every bucket, cos.<region>.<domain> for one region's (API page "GET
 // Service (List Buckets)"; the Go and Node.js SDKs use the same two hosts).
 var serviceHostPattern = regexp.MustCompile(`^(service\.cos|cos\.([a-z0-9-]+))\.(myqcloud\.com|tencentcos\.cn)$`)
+
+// regionHostPattern matches the COS hosts that name a region but no
+// bucket: the service hosts and cos-internal.<region>.tencentcos.cn. COS
+// finds the bucket in the host name, so it cannot route a bucket or object
+// request there (a driver configured with S3's regionendpoint style, or
+// with the internal domain without the bucket, sends such requests).
+var regionHostPattern = regexp.MustCompile(`^(service\.cos|cos(-internal)?\.[a-z0-9-]+)\.(myqcloud\.com|tencentcos\.cn)$`)
+
+// namesNoBucket reports whether a Host is a COS host without a bucket.
+// An IP, localhost or any other host is served from the default bucket.
+func namesNoBucket(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	return regionHostPattern.MatchString(strings.ToLower(host))
+}
 
 // isServiceHost reports whether a Host is a GET Service endpoint.
 func isServiceHost(host string) bool {

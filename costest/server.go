@@ -247,6 +247,12 @@ func (h *Handler) serve(q *request) error {
 	if err := h.denied(q.op); err != nil {
 		return err
 	}
+	if q.op != opGetService && namesNoBucket(q.r.Host) {
+		// COS's exact answer here is not documented (no Tencent page or
+		// SDK shows one); any refusal keeps a test from passing on a host
+		// real COS cannot route.
+		return newError(http.StatusBadRequest, "InvalidURI", "The host "+q.r.Host+" names no bucket: send bucket and object requests to <bucket>.cos.<region>.myqcloud.com (or the bucket's internal or tencentcos.cn host).")
+	}
 	bucket, region, named := bucketFromHost(q.r.Host)
 	if !named {
 		bucket, region = h.bucket, h.region

@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -73,8 +74,25 @@ func TestExampleConfigurationsAreValid(t *testing.T) {
 				t.Fatalf("storage driver %q, want cos", got)
 			}
 			params := config.Storage.Parameters()
-			if _, err := cos.ParseParameters(params); err != nil {
+			got, err := cos.ParseParameters(params)
+			if err != nil {
 				t.Fatalf("cos.ParseParameters: %v", err)
+			}
+			if strings.HasSuffix(tc.name, "full example") {
+				// Every value is the default but these.
+				own := map[string]any{}
+				for _, name := range []string{"bucket", "region", "rootdirectory", "secretid", "secretkey"} {
+					own[name] = params[name]
+				}
+				// Defaults applied where they are used, not by the parser.
+				own["cvmmetadataurl"], own["stsendpoint"] = cos.DefaultCVMMetadataURL, cos.DefaultSTSEndpoint
+				want, err := cos.ParseParameters(own)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !reflect.DeepEqual(got, want) {
+					t.Errorf("the full example pins values other than the defaults:\n got %+v\nwant %+v", got, want)
+				}
 			}
 			want := tc.wantParams
 			if want == nil {

@@ -123,6 +123,7 @@ func startRegistry(t *testing.T, emulator *costest.Server, opts registryOptions)
 // newApp, in the test's process.
 func serveConfig(t *testing.T, config *configuration.Configuration) *registrytest.Registry {
 	t.Helper()
+	registrytest.Track(config)
 	app, err := newApp(context.Background(), config)
 	if err != nil {
 		t.Fatalf("starting the registry: %v", err)
@@ -140,9 +141,7 @@ func push(t *testing.T, ref name.Reference, img v1.Image) {
 
 // testContext is a context cancelled when the test ends.
 func testContext(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	t.Cleanup(cancel)
-	return ctx
+	return t.Context()
 }
 
 // mustDigest returns the manifest digest of an image or index.

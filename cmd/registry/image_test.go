@@ -53,7 +53,7 @@ func TestImageBuildPushPull(t *testing.T) {
 		t.Fatal(err)
 	}
 	layoutDir := filepath.Join(t.TempDir(), "image")
-	if err := imagebuild.WriteLayout(layoutDir, built, testVersion); err != nil {
+	if err := imagebuild.WriteLayout(layoutDir, built, "", testVersion); err != nil {
 		t.Fatal(err)
 	}
 	local, err := imagebuild.ReadLayout(layoutDir)
@@ -225,7 +225,7 @@ func TestDockerfileSaysWhatImageBuildDoes(t *testing.T) {
 		"COPY cmd/registry/config-env.yml " + imagebuild.ConfigPath,
 		"/usr/local/bin/registry-cos",
 		imagebuild.CAPath,
-		"REGISTRY_CONFIGURATION_PATH=" + imagebuild.ConfigPath,
+		"OTEL_TRACES_EXPORTER=none",
 		"org.opencontainers.image.version=${VERSION}",
 		"org.opencontainers.image.revision=${REVISION}",
 		fmt.Sprintf("registry:x:%d:%d:", imagebuild.UID, imagebuild.GID),

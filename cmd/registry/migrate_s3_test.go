@@ -140,6 +140,9 @@ func TestMigrateFromS3AWS(t *testing.T) {
 			pushed[i].image = retagged
 		}
 	}
+	// Each commit's Delete of its upload directory ends in the background
+	// (startedat last); the copy below must not catch it half done.
+	reg.Wait(t)
 	reg.Close()
 
 	// The collectors: registry-cos garbage-collect on this bucket, upstream's

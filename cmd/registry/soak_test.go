@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,7 +19,9 @@ import (
 	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/registry-cos/cos/costest"
@@ -57,8 +58,16 @@ type soakFigures struct {
 	corruptReads atomic.Int64
 
 	mu sync.Mutex
-	// lost lists acknowledged images that could not be pulled back intact.
+	// lost lists acknowledged images a registry answered for as if they
+	// were not there (not found, or content other than pushed).
 	lost []string
+	// unpulled are acknowledged images whose every pull under the faults
+	// failed on a fault (a dropped connection, a 5xx): checked again once
+	// the faults stop.
+	unpulled []soakImage
+	// failedAttempts lists every whole push or pull that failed, for the
+	// test's own log (the workers' logs show only with -v).
+	failedAttempts []string
 	// answers counts what the client saw on single requests, which
 	// go-containerregistry retries: registry 5xx answers by method and
 	// error detail, transport errors, and the same for blob GETs
@@ -72,6 +81,22 @@ type soakFigures struct {
 
 func newSoakFigures() *soakFigures {
 	return &soakFigures{answers: map[string]int64{}, started: map[string]bool{}, completed: map[string]bool{}}
+}
+
+// soakImage is one image of the soak and where it is pulled from.
+type soakImage struct {
+	i    int
+	tag  string
+	img  v1.Image
+	from *registrytest.Registry
+	err  error // the last pull's
+}
+
+// attemptFailed records a failed whole push or pull.
+func (f *soakFigures) attemptFailed(format string, args ...any) {
+	f.mu.Lock()
+	f.failedAttempts = append(f.failedAttempts, fmt.Sprintf(format, args...))
+	f.mu.Unlock()
 }
 
 // abandoned lists the upload sessions started and never finished.
@@ -92,8 +117,11 @@ func (f *soakFigures) abandoned() []string {
 // registries on one bucket and pulls each back through another one, while
 // the emulator fails 10 % of requests, drops 2 % of connections mid-body
 // and lags listings by 2s. Every push the registry acknowledges must pull
-// back byte-identical, and afterwards no multipart upload may be open but
-// those of pushes the client abandoned.
+// back byte-identical: within three pulls under the faults, or, when each
+// of them failed on a fault, once the faults stop (a blob read from COS
+// through a redirect is cut by a dropped connection, and no client retries
+// a body cut short). Afterwards no multipart upload may be open but those
+// of pushes the client abandoned.
 func TestSoakPushPullUnderFaults(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the soak test takes about a minute")
@@ -133,7 +161,23 @@ func TestSoakPushPullUnderFaults(t *testing.T) {
 	retries := driverRetries(t) - retriesBefore
 	// Stop the faults, so that the listing below sees the final state.
 	emulator.SetFaults(costest.Faults{})
+	for _, r := range registries {
+		r.Wait(t) // Deletes' background parts, which abort uploads
+	}
 	open := openMultipartUploads(t, emulator)
+	// An image whose pulls all failed on injected faults is lost only if
+	// it cannot be pulled without them either.
+	for _, u := range figures.unpulled {
+		err := checkImage(t.Context(), u.from.Ref(t, u.tag), u.img, client)
+		if err != nil {
+			figures.lost = append(figures.lost, fmt.Sprintf("image %d (%s): under faults: %v; without faults: %v", u.i, u.tag, u.err, err))
+			if errors.Is(err, errCorrupt) {
+				figures.corruptReads.Add(1)
+			}
+			continue
+		}
+		t.Logf("soak: image %d (%s): %d pulls failed on injected faults (last: %v); intact once the faults stopped", u.i, u.tag, soakPullAttempts, u.err)
+	}
 
 	var cos5xx int64
 	for label, n := range stats.Status {
@@ -142,14 +186,15 @@ func TestSoakPushPullUnderFaults(t *testing.T) {
 		}
 	}
 	t.Logf("soak: %d images in %v through %d registries, %d workers", soakImages, elapsed.Round(time.Second), len(registries), soakWorkers)
-	t.Logf("soak: pushes attempted %d, acknowledged %d; whole pushes retried %d, whole pulls retried %d; corrupt reads %d; data lost %d",
+	t.Logf("soak: pushes attempted %d, acknowledged %d; whole pushes retried %d, whole pulls retried %d; images pulled only once the faults stopped %d; corrupt reads %d; data lost %d",
 		figures.pushesAttempted.Load(), figures.pushesAcknowledged.Load(), figures.pushRetries.Load(),
-		figures.pullRetries.Load(), figures.corruptReads.Load(), len(figures.lost))
+		figures.pullRetries.Load(), len(figures.unpulled), figures.corruptReads.Load(), len(figures.lost))
 	abandoned := figures.abandoned()
 	t.Logf("soak: client saw on single requests (retried by go-containerregistry): %s", formatCounts(figures.answers))
 	t.Logf("soak: COS requests %d, 5xx answers %d, connections dropped before an answer %d; faults injected: %s; driver retries %v",
 		stats.Total(), cos5xx, countSuffix(stats.Status, " drop"), formatCounts(stats.Faults), retries)
 	t.Logf("soak: upload sessions abandoned by the client %d; multipart uploads open at the end %d", len(abandoned), len(open))
+	t.Logf("soak: %d whole pushes or pulls failed:\n%s", len(figures.failedAttempts), strings.Join(figures.failedAttempts, "\n"))
 
 	if n := len(figures.lost); n > 0 {
 		t.Errorf("%d acknowledged images were lost or corrupt:\n%s", n, strings.Join(figures.lost, "\n"))
@@ -179,8 +224,7 @@ func soakOne(t *testing.T, i int, registries []*registrytest.Registry, figures *
 	img := registrytest.NewImage(t, uint64(1000+i), soakLayerSizes(i)...)
 	pushTo, pullFrom := registries[i%len(registries)], registries[(i+1)%len(registries)]
 	tag := fmt.Sprintf("soak/app%d:v%d", i%7, i)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
+	ctx := t.Context()
 	opts = append(opts, remote.WithContext(ctx))
 
 	var pushErr error
@@ -192,7 +236,7 @@ func soakOne(t *testing.T, i int, registries []*registrytest.Registry, figures *
 		if pushErr = remote.Write(pushTo.Ref(t, tag), img, opts...); pushErr == nil {
 			break
 		}
-		t.Logf("push %d of %s (attempt %d) failed: %v", i, tag, attempt+1, pushErr)
+		figures.attemptFailed("push %d of %s to %s (attempt %d): %v", i, tag, pushTo.URL, attempt+1, pushErr)
 	}
 	if pushErr != nil {
 		return // not acknowledged: nothing to check
@@ -208,14 +252,34 @@ func soakOne(t *testing.T, i int, registries []*registrytest.Registry, figures *
 		if pullErr == nil {
 			return
 		}
-		if errors.Is(pullErr, errCorrupt) {
-			figures.corruptReads.Add(1)
+		figures.attemptFailed("pull %d of %s from %s (attempt %d): %v", i, tag, pullFrom.URL, attempt+1, pullErr)
+		if !injectedFault(pullErr) {
+			// Not found, or other content: the registry acknowledged
+			// what it cannot give back.
+			if errors.Is(pullErr, errCorrupt) {
+				figures.corruptReads.Add(1)
+			}
+			figures.mu.Lock()
+			figures.lost = append(figures.lost, fmt.Sprintf("image %d (%s): %v", i, tag, pullErr))
+			figures.mu.Unlock()
+			return
 		}
-		t.Logf("pull %d of %s (attempt %d) failed: %v", i, tag, attempt+1, pullErr)
 	}
 	figures.mu.Lock()
-	figures.lost = append(figures.lost, fmt.Sprintf("image %d (%s): %v", i, tag, pullErr))
+	figures.unpulled = append(figures.unpulled, soakImage{i: i, tag: tag, img: img, from: pullFrom, err: pullErr})
 	figures.mu.Unlock()
+}
+
+// injectedFault reports whether a pull may have failed the way the
+// emulator's faults make it fail (a connection dropped mid-body, a 5xx
+// left after go-containerregistry's retries), rather than on what the
+// registry holds: content other than pushed, or a 404, which a registry
+// must never answer for what it acknowledged (it reads by key, never
+// through a lagging listing). Such a pull is tried again once the faults
+// stop.
+func injectedFault(err error) bool {
+	var terr *transport.Error
+	return !errors.Is(err, errCorrupt) && !(errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound)
 }
 
 // soakLayerSizes gives image i two or three layers from 10 KiB to 2 MiB,

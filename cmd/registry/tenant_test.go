@@ -34,6 +34,10 @@ func TestTenantRootDirectories(t *testing.T) {
 	push(t, b.Ref(t, "app:1"), imgB)
 	push(t, b.Ref(t, "only-b:2"), registrytest.NewImage(t, 4, 4096))
 	startUpload(t, b, "app") // abandoned: b's purger's, never a's
+	// Each commit's Delete of its upload directory ends in the background;
+	// what it removes then is no damage done by tenant a.
+	a.Wait(t)
+	b.Wait(t)
 
 	params := emulatorParameters(emulator)
 	bucket, err := cos.New(ctx, params)
@@ -68,6 +72,9 @@ func TestTenantRootDirectories(t *testing.T) {
 	}
 	if _, errs := storage.PurgeUploads(ctx, tenantA, time.Now().Add(time.Hour), true); len(errs) > 0 {
 		t.Fatalf("purging tenant a's uploads: %v", errs)
+	}
+	if err := tenantA.Wait(ctx); err != nil {
+		t.Fatal(err)
 	}
 	configA := testenv.WriteFile(t, "config.yml", registryConfigYAML(emulator, registryOptions{RootDirectory: "tenants/a"}))
 	if out, err := runBinary(t, "garbage-collect", "--delete-untagged", "--min-age", "0", configA); err != nil {

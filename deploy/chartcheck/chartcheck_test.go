@@ -196,8 +196,8 @@ func checkCoherent(t *testing.T, objects []object) {
 		byKind[o.kind] = append(byKind[o.kind], o.value)
 		names[o.kind+"/"+o.name] = true
 	}
-	if len(byKind["Deployment"]) != 1 || len(byKind["ConfigMap"]) != 1 || len(byKind["Service"]) != 1 {
-		t.Fatalf("want one Deployment, ConfigMap and Service; got %v", byKind)
+	if len(byKind["Deployment"]) != 1 || len(byKind["ConfigMap"]) != 1 || len(byKind["Service"]) == 0 {
+		t.Fatalf("want one Deployment and ConfigMap and a Service; got %v", byKind)
 	}
 	d := byKind["Deployment"][0].(*appsv1.Deployment)
 	pod := d.Spec.Template
@@ -260,11 +260,15 @@ func checkCoherent(t *testing.T, objects []object) {
 		}
 	}
 
-	svc := byKind["Service"][0].(*corev1.Service)
-	checkSelects(t, "Service", svc.Spec.Selector, podLabels)
-	for _, p := range svc.Spec.Ports {
-		if !ports[p.TargetPort.String()] {
-			t.Errorf("Service port %s targets %s, not a container port", p.Name, p.TargetPort.String())
+	var services []*corev1.Service
+	for _, o := range byKind["Service"] {
+		svc := o.(*corev1.Service)
+		services = append(services, svc)
+		checkSelects(t, "Service "+svc.Name, svc.Spec.Selector, podLabels)
+		for _, p := range svc.Spec.Ports {
+			if !ports[p.TargetPort.String()] {
+				t.Errorf("Service %s port %s targets %s, not a container port", svc.Name, p.Name, p.TargetPort.String())
+			}
 		}
 	}
 	for _, o := range byKind["PodDisruptionBudget"] {
@@ -272,14 +276,18 @@ func checkCoherent(t *testing.T, objects []object) {
 	}
 	for _, o := range byKind["ServiceMonitor"] {
 		sm := o.(*monitoringv1.ServiceMonitor)
-		checkSelects(t, "ServiceMonitor", sm.Spec.Selector.MatchLabels, svc.Labels)
 		for _, e := range sm.Spec.Endpoints {
 			found := false
-			for _, p := range svc.Spec.Ports {
-				found = found || p.Name == e.Port
+			for _, svc := range services {
+				if !selects(sm.Spec.Selector.MatchLabels, svc.Labels) {
+					continue
+				}
+				for _, p := range svc.Spec.Ports {
+					found = found || p.Name == e.Port
+				}
 			}
 			if !found {
-				t.Errorf("ServiceMonitor scrapes port %q, which the Service does not have", e.Port)
+				t.Errorf("ServiceMonitor scrapes port %q, which no Service it selects has", e.Port)
 			}
 		}
 	}
@@ -308,9 +316,10 @@ func checkRegistryConfig(t *testing.T, config string, container corev1.Container
 	var cfg struct {
 		Version string `json:"version"`
 		Log     struct {
-			Level     string            `json:"level"`
-			Formatter string            `json:"formatter"`
-			Fields    map[string]string `json:"fields"`
+			Level     string                  `json:"level"`
+			Formatter string                  `json:"formatter"`
+			AccessLog struct{ Disabled bool } `json:"accesslog"`
+			Fields    map[string]string       `json:"fields"`
 		} `json:"log"`
 		HTTP struct {
 			Addr         string              `json:"addr"`

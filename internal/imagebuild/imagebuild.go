@@ -2,8 +2,9 @@
 // container engine: an OCI image index with one image per platform, each
 // made of a base layer (CA bundle, passwd/group entries of a non-root user,
 // the default configuration, /tmp) shared by all platforms, and a layer
-// with that platform's static binary. Nothing is downloaded: there is no
-// base image, only files from the machine and the build.
+// with that platform's static binary. There is no base image: the files
+// come from the build, and the CA bundle from a Go module pinned in go.mod
+// (see CABundle).
 //
 // The result is reproducible: file times and the image creation time are
 // Options.Created, so the same inputs give the same digest.
@@ -12,6 +13,7 @@ package imagebuild
 import (
 	"archive/tar"
 	"bytes"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"os"
@@ -28,6 +30,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"golang.org/x/crypto/x509roots/fallback/bundle"
 )
 
 // Paths and identity inside the image; the Dockerfile says the same.
@@ -41,8 +44,21 @@ const (
 	Port = "5000/tcp"
 )
 
-// DefaultCABundle is where Debian's ca-certificates package puts the bundle.
-const DefaultCABundle = "/etc/ssl/certs/ca-certificates.crt"
+// DefaultName is the repository the image is named after in its layout
+// (what `podman load` and `ctr import` call it): the chart's default
+// image.repository.
+const DefaultName = "ccr.ccs.tencentyun.com/registry-cos/registry-cos"
+
+// Env is the image's environment. Tracing is off: Distribution otherwise
+// exports traces to https://localhost:4318 and logs every failed export at
+// error level (the chart's tracing values turn it on). No REGISTRY_*
+// variable: each is a configuration override, and one the configuration
+// does not have is reported on a plain-text line before the log starts
+// (the command line names the configuration file).
+var Env = []string{
+	"PATH=/usr/local/bin",
+	"OTEL_TRACES_EXPORTER=none",
+}
 
 // Options describe the image to build.
 type Options struct {
@@ -51,8 +67,8 @@ type Options struct {
 	Binaries map[string]string
 	// Config is the file installed as ConfigPath.
 	Config string
-	// CABundle is the PEM bundle installed as CAPath; empty means
-	// DefaultCABundle.
+	// CABundle is a PEM file installed as CAPath instead of the pinned
+	// bundle (PinnedCABundle); empty means the pinned one.
 	CABundle string
 	// Version and Revision go into the OCI labels and annotations.
 	Version, Revision string
@@ -70,20 +86,21 @@ func Build(opts Options) (v1.ImageIndex, error) {
 	if opts.Config == "" {
 		return nil, fmt.Errorf("imagebuild: no configuration file given")
 	}
-	if opts.CABundle == "" {
-		opts.CABundle = DefaultCABundle
-	}
 	if opts.Created.IsZero() {
 		opts.Created = time.Unix(0, 0)
 	}
 	opts.Created = opts.Created.UTC()
 
-	ca, err := os.ReadFile(opts.CABundle)
-	if err != nil {
-		return nil, fmt.Errorf("imagebuild: reading the CA bundle (Debian: apt-get install ca-certificates): %w", err)
-	}
-	if !bytes.Contains(ca, []byte("BEGIN CERTIFICATE")) {
-		return nil, fmt.Errorf("imagebuild: %s holds no PEM certificate", opts.CABundle)
+	ca := PinnedCABundle()
+	if opts.CABundle != "" {
+		var err error
+		ca, err = os.ReadFile(opts.CABundle)
+		if err != nil {
+			return nil, fmt.Errorf("imagebuild: reading the CA bundle: %w", err)
+		}
+		if !bytes.Contains(ca, []byte("BEGIN CERTIFICATE")) {
+			return nil, fmt.Errorf("imagebuild: %s holds no PEM certificate", opts.CABundle)
+		}
 	}
 	config, err := os.ReadFile(opts.Config)
 	if err != nil {
@@ -175,14 +192,11 @@ func platformImage(opts Options, base v1.Layer, platform v1.Platform, binaryPath
 	cfg.Config = v1.Config{
 		User:         fmt.Sprintf("%d:%d", UID, GID),
 		ExposedPorts: map[string]struct{}{Port: {}},
-		Env: []string{
-			"PATH=/usr/local/bin",
-			"REGISTRY_CONFIGURATION_PATH=" + ConfigPath,
-		},
-		Entrypoint: []string{BinaryPath},
-		Cmd:        []string{"serve", ConfigPath},
-		WorkingDir: "/",
-		Labels:     labels,
+		Env:          Env,
+		Entrypoint:   []string{BinaryPath},
+		Cmd:          []string{"serve", ConfigPath},
+		WorkingDir:   "/",
+		Labels:       labels,
 	}
 	img, err = mutate.ConfigFile(img, cfg)
 	if err != nil {
@@ -226,9 +240,29 @@ func layer(mtime time.Time, files []file) (v1.Layer, error) {
 	}, tarball.WithMediaType(types.OCILayer))
 }
 
+// PinnedCABundle is the image's CA bundle: the roots of Mozilla's NSS
+// trust store as golang.org/x/crypto/x509roots/fallback/bundle carries
+// them, at the version go.mod pins (and go.sum hashes), in PEM. The same
+// commit builds the same bundle on any machine; `go get` of a newer module
+// version updates it. Roots NSS trusts only for certificates issued before
+// a date are left out: a PEM bundle cannot say so.
+func PinnedCABundle() []byte {
+	var buf bytes.Buffer
+	for root := range bundle.Roots() {
+		if root.Constraint != nil {
+			continue
+		}
+		_ = pem.Encode(&buf, &pem.Block{Type: "CERTIFICATE", Bytes: root.Certificate})
+	}
+	return buf.Bytes()
+}
+
 // WriteLayout writes idx as an OCI image layout in dir (replacing what is
-// there), with the version as its ref.name annotation.
-func WriteLayout(dir string, idx v1.ImageIndex, version string) error {
+// there), named name:version: the version is its ref.name annotation (what
+// `skopeo copy oci:DIR:VERSION` selects), name:version its
+// io.containerd.image.name (what `podman load` and `ctr import` call it).
+// An empty name is DefaultName.
+func WriteLayout(dir string, idx v1.ImageIndex, name, version string) error {
 	if err := os.RemoveAll(dir); err != nil {
 		return err
 	}
@@ -238,7 +272,13 @@ func WriteLayout(dir string, idx v1.ImageIndex, version string) error {
 	}
 	var opts []layout.Option
 	if version != "" {
-		opts = append(opts, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": version}))
+		if name == "" {
+			name = DefaultName
+		}
+		opts = append(opts, layout.WithAnnotations(map[string]string{
+			"org.opencontainers.image.ref.name": version,
+			"io.containerd.image.name":          name + ":" + version,
+		}))
 	}
 	if err := p.AppendIndex(idx, opts...); err != nil {
 		return fmt.Errorf("imagebuild: writing %s: %w", dir, err)

@@ -3,10 +3,12 @@
 // `make image-push` run it.
 //
 //	imagebuild build -out dist/image -config cmd/registry/config-env.yml \
+//	    -name ccr.ccs.tencentyun.com/registry-cos/registry-cos \
 //	    -version v1.2.3 -revision abc123 \
 //	    -binary linux/amd64=dist/image-bin/linux-amd64/registry-cos \
 //	    -binary linux/arm64=dist/image-bin/linux-arm64/registry-cos
 //	imagebuild push -layout dist/image registry.example.com/registry-cos:v1.2.3
+//	imagebuild cabundle -out ca-certificates.crt
 //
 // build prints the index digest and, with -digest-file, writes it there.
 package main
@@ -32,6 +34,8 @@ func main() {
 		err = build(os.Args[2:])
 	case "push":
 		err = push(os.Args[2:])
+	case "cabundle":
+		err = caBundle(os.Args[2:])
 	default:
 		usage()
 	}
@@ -42,7 +46,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: imagebuild build -out DIR -config FILE -binary OS/ARCH=PATH... | imagebuild push -layout DIR IMAGE")
+	fmt.Fprintln(os.Stderr, "usage: imagebuild build -out DIR -config FILE -binary OS/ARCH=PATH... | imagebuild push -layout DIR IMAGE | imagebuild cabundle -out FILE")
 	os.Exit(2)
 }
 
@@ -68,7 +72,8 @@ func build(args []string) error {
 	digestFile := fs.String("digest-file", "", "also write the index digest to `FILE`")
 	created := fs.String("created", "", "creation time, Unix seconds (default: SOURCE_DATE_EPOCH, else 0)")
 	fs.StringVar(&opts.Config, "config", "cmd/registry/config-env.yml", "configuration `FILE` installed as "+imagebuild.ConfigPath)
-	fs.StringVar(&opts.CABundle, "ca", imagebuild.DefaultCABundle, "CA bundle `FILE` installed as "+imagebuild.CAPath)
+	fs.StringVar(&opts.CABundle, "ca", "", "CA bundle `FILE` installed as "+imagebuild.CAPath+" (default: Mozilla's roots from the golang.org/x/crypto/x509roots/fallback module go.mod pins)")
+	name := fs.String("name", imagebuild.DefaultName, "the repository the layout names the image after (`NAME`:VERSION)")
 	fs.StringVar(&opts.Version, "version", "", "version label")
 	fs.StringVar(&opts.Revision, "revision", "", "revision label (git commit)")
 	fs.StringVar(&opts.Source, "source", "", "source repository URL label")
@@ -91,7 +96,7 @@ func build(args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := imagebuild.WriteLayout(*out, idx, opts.Version); err != nil {
+	if err := imagebuild.WriteLayout(*out, idx, *name, opts.Version); err != nil {
 		return err
 	}
 	digest, err := idx.Digest()
@@ -127,4 +132,15 @@ func push(args []string) error {
 	}
 	fmt.Printf("pushed %s@%s\n", fs.Arg(0), digest)
 	return nil
+}
+
+// caBundle writes the image's pinned CA bundle (the Dockerfile installs it).
+func caBundle(args []string) error {
+	fs := flag.NewFlagSet("cabundle", flag.ExitOnError)
+	out := fs.String("out", "", "write the PEM bundle to `FILE`")
+	_ = fs.Parse(args)
+	if *out == "" || fs.NArg() != 0 {
+		return fmt.Errorf("cabundle wants -out FILE and nothing else")
+	}
+	return os.WriteFile(*out, imagebuild.PinnedCABundle(), 0o644)
 }

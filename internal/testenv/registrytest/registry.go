@@ -8,11 +8,14 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/distribution/distribution/v3/configuration"
 	"github.com/distribution/distribution/v3/registry/handlers"
+	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
+	storagemiddleware "github.com/distribution/distribution/v3/registry/storage/driver/middleware"
 	"github.com/google/go-containerregistry/pkg/name"
 
 	"github.com/registry-cos/cos/internal/testenv"
@@ -38,6 +41,7 @@ type Registry struct {
 // it when the test ends.
 func Start(tb testing.TB, config *configuration.Configuration) *Registry {
 	tb.Helper()
+	Track(config)
 	app, err := newApp(config)
 	if err != nil {
 		tb.Fatalf("starting the registry: %v", err)
@@ -71,6 +75,75 @@ func Serve(tb testing.TB, config *configuration.Configuration, app *handlers.App
 	return r
 }
 
+// trackMiddleware is a storage middleware that changes nothing: it gives
+// Registry.Wait the storage driver of a registry served in this process,
+// which the registry application keeps to itself.
+const trackMiddleware = "registrytest-track"
+
+// drivers holds the tracked drivers by the id Track gave their
+// configuration.
+var (
+	drivers  sync.Map
+	driverID atomic.Int64
+)
+
+func init() {
+	err := storagemiddleware.Register(trackMiddleware, func(_ context.Context, d storagedriver.StorageDriver, options map[string]any) (storagedriver.StorageDriver, error) {
+		drivers.Store(options["id"], d)
+		return d, nil
+	})
+	if err != nil {
+		panic(err)
+	}
+}
+
+// Track makes config's storage driver one Registry.Wait can wait on: it
+// adds a middleware (first, so it sees the driver unwrapped) that hands it
+// over when the application starts. Start calls it; call it before
+// building an application passed to Serve.
+func Track(config *configuration.Configuration) {
+	if config.Middleware == nil {
+		config.Middleware = map[string][]configuration.Middleware{}
+	}
+	track := configuration.Middleware{Name: trackMiddleware, Options: configuration.Parameters{"id": driverID.Add(1)}}
+	config.Middleware["storage"] = append([]configuration.Middleware{track}, config.Middleware["storage"]...)
+}
+
+// Wait waits for the work the storage driver of a registry served in this
+// process left running in the background (cos.Driver.Wait: the confirming
+// part of an upload directory's Delete, which the registry makes at every
+// blob commit), so a test sees the bucket as the registry will leave it.
+// Its configuration must have gone through Track. A driver without
+// background work has nothing to wait for.
+func (r *Registry) Wait(tb testing.TB) {
+	tb.Helper()
+	d, ok := r.driver()
+	if !ok {
+		tb.Fatalf("registry %s: Wait needs a registry served in this process whose configuration went through Track", r.URL)
+	}
+	if bg, ok := d.(interface{ Wait(context.Context) error }); ok {
+		if err := bg.Wait(context.Background()); err != nil {
+			tb.Fatalf("waiting for the storage driver's background work: %v", err)
+		}
+	}
+}
+
+// driver finds the tracked driver of r.
+func (r *Registry) driver() (storagedriver.StorageDriver, bool) {
+	if r.Config == nil {
+		return nil, false
+	}
+	for _, mw := range r.Config.Middleware["storage"] {
+		if mw.Name == trackMiddleware {
+			d, ok := drivers.Load(mw.Options["id"])
+			if ok {
+				return d.(storagedriver.StorageDriver), true
+			}
+		}
+	}
+	return nil, false
+}
+
 // Close stops a registry served in this process, as a process shutting
 // down would. It does nothing for a subprocess's Registry.
 func (r *Registry) Close() {
@@ -78,6 +151,11 @@ func (r *Registry) Close() {
 		if r.server != nil {
 			r.server.Close()
 			_ = r.app.Shutdown()
+			for _, mw := range r.Config.Middleware["storage"] {
+				if mw.Name == trackMiddleware {
+					drivers.Delete(mw.Options["id"])
+				}
+			}
 		}
 	})
 }

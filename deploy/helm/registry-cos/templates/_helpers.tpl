@@ -40,7 +40,30 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- .Values.httpSecret.existingSecret | default (printf "%s-http" (include "registry-cos.fullname" .)) -}}
 {{- end -}}
 
-{{/* The registry configuration; secrets come from the environment. */}}
+{{/* The generated HTTP secret, once per render (secret.yaml stores it, the
+pod template carries its checksum): the last install's when lookup can read
+it (helm install/upgrade), else a new one (helm template). */}}
+{{- define "registry-cos.httpSecretValue" -}}
+{{- if not (hasKey .Values.httpSecret "resolved") -}}
+{{- $value := .Values.httpSecret.value -}}
+{{- if not $value -}}
+{{- $existing := lookup "v1" "Secret" .Release.Namespace (include "registry-cos.httpSecretName" .) -}}
+{{- if and $existing $existing.data (index $existing.data "http-secret") -}}
+{{- $value = index $existing.data "http-secret" | b64dec -}}
+{{- else -}}
+{{- $value = randAlphaNum 48 -}}
+{{- end -}}
+{{- end -}}
+{{- $_ := set .Values.httpSecret "resolved" $value -}}
+{{- end -}}
+{{- .Values.httpSecret.resolved -}}
+{{- end -}}
+
+{{/* The registry configuration; secrets come from the environment. Every log
+line is JSON: the plain-text access log is off, as the JSON "response
+completed" entry of each request says the same. The
+registry listens on 5000 and its debug listener on 5001 whatever ports the
+Services publish: uid 10001 without capabilities cannot bind below 1024. */}}
 {{- define "registry-cos.config" -}}
 {{- $cos := dict "bucket" (required "cos.bucket: the bucket name, <name>-<APPID>" .Values.cos.bucket) -}}
 {{- with .Values.cos.region }}{{ $_ := set $cos "region" . }}{{ end -}}
@@ -49,13 +72,13 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- if eq .Values.credentials.mode "cvmRole" }}{{ $_ := set $cos "cvmrole" (required "credentials.cvmRole: the CAM role of the nodes" .Values.credentials.cvmRole) }}{{ end -}}
 {{- $cos = merge (deepCopy .Values.cos.parameters) $cos -}}
 {{- $cache := ternary "redis" "inmemory" .Values.redis.enabled -}}
-{{- $http := dict "addr" (printf ":%d" (int .Values.service.port)) "draintimeout" .Values.drainTimeout "headers" (dict "X-Content-Type-Options" (list "nosniff")) -}}
+{{- $http := dict "addr" ":5000" "draintimeout" .Values.drainTimeout "headers" (dict "X-Content-Type-Options" (list "nosniff")) -}}
 {{- if .Values.metrics.enabled -}}
-{{- $_ := set $http "debug" (dict "addr" (printf ":%d" (int .Values.metrics.port)) "prometheus" (dict "enabled" true "path" "/metrics")) -}}
+{{- $_ := set $http "debug" (dict "addr" ":5001" "prometheus" (dict "enabled" true "path" "/metrics")) -}}
 {{- end -}}
 {{- $config := dict
   "version" "0.1"
-  "log" (dict "level" .Values.registry.logLevel "formatter" "json" "fields" (dict "service" "registry"))
+  "log" (dict "level" .Values.registry.logLevel "formatter" "json" "fields" (dict "service" "registry") "accesslog" (dict "disabled" true))
   "http" $http
   "storage" (dict
     "cos" $cos
