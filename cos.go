@@ -7,17 +7,13 @@
 package cos
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
-	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 	"github.com/distribution/distribution/v3/registry/storage/driver/base"
@@ -29,6 +25,9 @@ import (
 // DriverName is the name the driver registers under: `storage: cos:`.
 const DriverName = "cos"
 
+// registerOnce makes Register idempotent: factory.Register panics on a
+// second registration of a name, and init and a program may both call it.
+// Process-wide because the factory's table is.
 var registerOnce sync.Once
 
 func init() { Register() }
@@ -169,86 +168,6 @@ func (d *driver) PutContent(ctx context.Context, path string, content []byte) er
 	return d.putObject(ctx, d.key(path), nil, content)
 }
 
-// putObject writes one object, the concatenation of content (sent from
-// the caller's slices, never copied into one); meta adds x-cos-meta-*
-// headers.
-func (d *driver) putObject(ctx context.Context, key string, meta http.Header, content ...[]byte) error {
-	b := body(content)
-	size, crc := b.size(), b.crc()
-	return d.do(ctx, "PutObject", key, func(ctx context.Context) (*cossdk.Response, error) {
-		opt := &cossdk.ObjectPutOptions{ObjectPutHeaderOptions: d.putHeaders(key, size)}
-		if meta != nil {
-			opt.XCosMetaXXX = &meta
-		}
-		d.metrics.bytesSent.Add(float64(size))
-		resp, err := d.client.Object.Put(ctx, key, b.reader(), opt)
-		if err != nil {
-			return resp, err
-		}
-		return resp, checkWriteCRC(resp, crc, key)
-	})
-}
-
-// body is a request body made of slices, which a retry sends again.
-type body [][]byte
-
-func (b body) size() int {
-	n := 0
-	for _, s := range b {
-		n += len(s)
-	}
-	return n
-}
-
-// crc is the CRC64 of the whole body.
-func (b body) crc() uint64 {
-	var crc uint64
-	for _, s := range b {
-		crc = crcCombine(crc, crcOf(s), int64(len(s)))
-	}
-	return crc
-}
-
-func (b body) reader() io.Reader {
-	readers := make([]io.Reader, len(b))
-	for i, s := range b {
-		readers[i] = bytes.NewReader(s)
-	}
-	return io.MultiReader(readers...)
-}
-
-// putHeaders are the headers of every object write of length bytes (-1:
-// a multipart upload, whose length is not known yet) at key.
-func (d *driver) putHeaders(key string, length int) *cossdk.ObjectPutHeaderOptions {
-	h := &cossdk.ObjectPutHeaderOptions{
-		ContentType:      "application/octet-stream",
-		XCosStorageClass: d.storageClass(key, int64(length)),
-		XOptionHeader:    d.encryptionHeader(),
-	}
-	if length >= 0 {
-		h.ContentLength = int64(length)
-	}
-	return h
-}
-
-// encryptionHeader is the server-side-encryption headers of every object
-// write (a PUT, an Initiate Multipart Upload, a copy), or nil with
-// encryption off. Each call returns a new header, so no two requests share
-// one.
-func (d *driver) encryptionHeader() *http.Header {
-	if !d.params.Encrypt {
-		return nil
-	}
-	h := http.Header{}
-	if d.params.KMSKeyID != "" {
-		h.Set("x-cos-server-side-encryption", "cos/kms")
-		h.Set("x-cos-server-side-encryption-cos-kms-key-id", d.params.KMSKeyID)
-	} else {
-		h.Set("x-cos-server-side-encryption", "AES256")
-	}
-	return &h
-}
-
 // Stat answers with one HEAD when path is an object, and adds a single
 // one-key listing of "path/" only when it is not.
 func (d *driver) Stat(ctx context.Context, path string) (storagedriver.FileInfo, error) {
@@ -279,93 +198,6 @@ func (d *driver) Stat(ctx context.Context, path string) (storagedriver.FileInfo,
 	}
 }
 
-// objectHead is what a HEAD says of an object.
-type objectHead struct {
-	size       int64
-	modTime    time.Time
-	etag       string
-	crc64      string
-	uploadSize int64 // logical size when the object is an upload-state record, else -1
-}
-
-func (h objectHead) fileInfo(path string) storagedriver.FileInfo {
-	size := h.size
-	if h.uploadSize >= 0 {
-		size = h.uploadSize
-	}
-	return storagedriver.FileInfoInternal{FileInfoFields: storagedriver.FileInfoFields{Path: path, Size: size, ModTime: h.modTime}}
-}
-
-func headOf(header http.Header, contentLength int64) objectHead {
-	h := objectHead{size: contentLength, etag: header.Get("ETag"), crc64: header.Get("x-cos-hash-crc64ecma"), uploadSize: -1}
-	h.modTime, _ = http.ParseTime(header.Get("Last-Modified"))
-	if v := header.Get(uploadStateMeta); v != "" {
-		h.uploadSize, _ = strconv.ParseInt(v, 10, 64)
-	}
-	return h
-}
-
-func (d *driver) head(ctx context.Context, key string) (objectHead, error) {
-	var h objectHead
-	err := d.do(ctx, "HeadObject", key, func(ctx context.Context) (*cossdk.Response, error) {
-		resp, err := d.client.Object.Head(ctx, key, nil)
-		if err == nil {
-			h = headOf(resp.Header, resp.ContentLength)
-		}
-		return resp, err
-	})
-	return h, err
-}
-
-// headContent HEADs key, which must hold content (the source of a Move, an
-// object read past its end): a key that is not there, or holds an
-// upload-state record (an upload in progress has no content yet), is
-// PathNotFound at path.
-func (d *driver) headContent(ctx context.Context, key, path string) (objectHead, error) {
-	h, err := d.head(ctx, key)
-	if isNotFound(err) || (err == nil && h.uploadSize >= 0) {
-		return h, storagedriver.PathNotFoundError{Path: path}
-	}
-	return h, err
-}
-
-// list lists a page of keys as the registry may see them: without the
-// markers of Deletes in progress (delete.go).
-func (d *driver) list(ctx context.Context, opt *cossdk.BucketGetOptions) (*cossdk.BucketGetResult, error) {
-	res, err := d.listWithMarkers(ctx, opt)
-	if err != nil {
-		return nil, err
-	}
-	res.Contents = slices.DeleteFunc(res.Contents, func(o cossdk.Object) bool { return isDeleteMarker(o.Key) })
-	return res, nil
-}
-
-// listWithMarkers lists a page of keys, markers included.
-func (d *driver) listWithMarkers(ctx context.Context, opt *cossdk.BucketGetOptions) (*cossdk.BucketGetResult, error) {
-	var res *cossdk.BucketGetResult
-	err := d.do(ctx, "ListObjects", opt.Prefix, func(ctx context.Context) (*cossdk.Response, error) {
-		var resp *cossdk.Response
-		var err error
-		res, resp, err = d.bucketClient.Bucket.Get(ctx, opt)
-		return resp, err
-	})
-	if err != nil {
-		return nil, err
-	}
-	// COS pages on NextMarker; an answer without one pages on its last entry.
-	if res.IsTruncated && res.NextMarker == "" {
-		last := ""
-		if n := len(res.Contents); n > 0 {
-			last = res.Contents[n-1].Key
-		}
-		if n := len(res.CommonPrefixes); n > 0 && res.CommonPrefixes[n-1] > last {
-			last = res.CommonPrefixes[n-1]
-		}
-		res.NextMarker = last
-	}
-	return res, nil
-}
-
 // List returns the direct children of path, paging through a delimiter listing.
 func (d *driver) List(ctx context.Context, path string) ([]string, error) {
 	prefix := d.dirPrefix(path)
@@ -393,13 +225,6 @@ func (d *driver) List(ctx context.Context, path string) ([]string, error) {
 		return nil, storagedriver.PathNotFoundError{Path: path}
 	}
 	return children, nil
-}
-
-// deleteObject removes one key; a missing key is not an error on COS.
-func (d *driver) deleteObject(ctx context.Context, key string) error {
-	return d.do(ctx, "DeleteObject", key, func(ctx context.Context) (*cossdk.Response, error) {
-		return d.client.Object.Delete(ctx, key)
-	})
 }
 
 // Client returns the COS SDK client the driver sends its requests with,

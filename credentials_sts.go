@@ -174,6 +174,10 @@ func newAssumedRole(ctx context.Context, p Parameters, base credentialSource) (c
 // link-local service no proxy can reach. The SDK's CvmRoleProvider is not
 // used: its URL is fixed (no test server), its HTTP client has no timeout,
 // and its keys hide their expiry.
+//
+// It stays package-level, set once and never replaced: it holds no
+// setting of a driver (the metadata URL is the source's), and one client
+// shares one connection pool among every source of the process.
 var metadataClient = &http.Client{
 	Timeout:   metadataTimeout,
 	Transport: &http.Transport{Proxy: nil, ResponseHeaderTimeout: metadataTimeout},

@@ -83,7 +83,7 @@ func (d *driver) Delete(ctx context.Context, path string) error {
 		// Nothing listed and no such file: a tree written within the
 		// lag looks the same as no tree at all. A marker written now
 		// tells when the listing has caught up with this call.
-		found, _, err := d.settle(ctx, key, nil, markerOf(key), "", 0)
+		found, _, err := d.awaitListing(ctx, key, listingWait{marker: markerOf(key)})
 		if err != nil {
 			return err
 		}
@@ -95,7 +95,7 @@ func (d *driver) Delete(ctx context.Context, path string) error {
 	if err := d.deleteKeys(ctx, keys); err != nil {
 		return err
 	}
-	if _, _, err := d.settle(ctx, key, keys, "", "", 0); err != nil {
+	if _, _, err := d.awaitListing(ctx, key, listingWait{deleted: keys}); err != nil {
 		return err
 	}
 	// Always, not only when an upload-state record was listed: Move's
@@ -160,7 +160,7 @@ func (d *driver) settleUpload(ctx context.Context, key string, deleted []string,
 	if len(deleted) == 0 {
 		marker = markerOf(key)
 	}
-	if _, _, err := d.settle(ctx, key, deleted, marker, startedAt, backgroundFirstWait); err != nil {
+	if _, _, err := d.awaitListing(ctx, key, listingWait{deleted: deleted, marker: marker, keep: startedAt, firstWait: backgroundFirstWait}); err != nil {
 		return err
 	}
 	// Always, off the push's path: a record rebuilt on the server
@@ -201,22 +201,36 @@ const (
 	maxBackground = 256
 )
 
-// settle lists the tree under key until the listing reflects a moment
-// after this call: it shows none of the keys in deleted (deleted just
-// before) and shows marker, which settle writes first unless it is "". On
-// the way it deletes every listed key not deleted yet (keys an earlier
-// listing missed) but keep and marker; keep is the caller's to delete.
-// found tells whether there were such keys. The first wait is firstWait,
-// then 50ms, and the waits double up to maxSettleWait, for at most
-// maxSettle in all.
+// listingWait says what awaitListing waits for. The zero value waits for
+// nothing in particular: one listing, at once.
+type listingWait struct {
+	// deleted are keys deleted just before: the listing has caught up
+	// when it shows none of them.
+	deleted []string
+	// marker, unless "", is written first: the listing has caught up when
+	// it shows it. It is deleted whatever ends the wait.
+	marker string
+	// keep is a key the caller deletes itself, left alone when listed.
+	keep string
+	// firstWait is the wait before the first listing.
+	firstWait time.Duration
+}
+
+// awaitListing lists the tree under key until the listing reflects a
+// moment after this call, as w says. On the way it deletes every listed
+// key not deleted yet (keys an earlier listing missed) but w.keep and
+// w.marker; found tells whether there were such keys. The first wait is
+// w.firstWait, then 50ms, and the waits double up to maxSettleWait, for at
+// most maxSettle in all.
 //
 // A key deleted here and written again meanwhile keeps being listed, so
 // the wait runs to maxSettle; it is not deleted again.
-func (d *driver) settle(ctx context.Context, key string, deleted []string, marker, keep string, firstWait time.Duration) (found, mayHoldUpload bool, err error) {
-	gone := make(map[string]bool, len(deleted))
-	for _, k := range deleted {
+func (d *driver) awaitListing(ctx context.Context, key string, w listingWait) (found, mayHoldUpload bool, err error) {
+	gone := make(map[string]bool, len(w.deleted))
+	for _, k := range w.deleted {
 		gone[k] = true
 	}
+	marker, keep := w.marker, w.keep
 	if marker != "" {
 		// The marker goes whatever ends the wait (an error, the caller
 		// giving up): one left would be there for good.
@@ -229,7 +243,7 @@ func (d *driver) settle(ctx context.Context, key string, deleted []string, marke
 			return false, false, err
 		}
 	}
-	waited, wait := time.Duration(0), firstWait
+	waited, wait := time.Duration(0), w.firstWait
 	for {
 		if wait > 0 {
 			select {

@@ -20,8 +20,12 @@ type metrics struct {
 	credentialFailures prometheus.Counter
 }
 
-// defaultMetrics is shared by every driver of the process: Prometheus
-// series are process-wide.
+// defaultMetrics is shared by every driver of the process (a registry
+// configures one, tests and tools make many). It must stay package-level:
+// Prometheus series are process-wide, registered once on the default
+// registry that the registry serves; a second set under the same names is
+// refused (newMetrics keeps the first), so its counts would never be
+// served. It is set once, at init, and never replaced.
 var defaultMetrics = newMetrics(prometheus.DefaultRegisterer)
 
 func newMetrics(reg prometheus.Registerer) *metrics {

@@ -162,7 +162,7 @@ func (d *driver) multipartCopy(ctx context.Context, src, dst string, head object
 			for i := range numbers {
 				first := int64(i) * chunk
 				last := min(first+chunk, head.size) - 1
-				etag, cerr := d.copyPart(copying, dst, uploadID, i+1, src, first, last-first+1, ifMatch, "")
+				etag, cerr := d.copyPart(copying, partCopy{dst: dst, uploadID: uploadID, number: i + 1, src: src, first: first, n: last - first + 1, ifMatch: ifMatch})
 				if cerr != nil {
 					failed.Do(func() { err = cerr; stop() })
 				}

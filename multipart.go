@@ -127,21 +127,32 @@ func (d *driver) complete(ctx context.Context, key, uploadID string, parts []cos
 	return "", err
 }
 
-// copyPart makes part number of upload uploadID at dst a server-side copy
-// of n bytes of src from first (Upload Part - Copy), and returns its ETag.
-// ifMatch, when set, pins the source to that version
-// (x-cos-copy-source-If-Match); wantCRC, when known, is checked against
-// the CRC64 COS reports for the part: a mismatch is final.
-func (d *driver) copyPart(ctx context.Context, dst, uploadID string, number int, src string, first, n int64, ifMatch, wantCRC string) (string, error) {
+// partCopy is one Upload Part - Copy: part number of upload uploadID at
+// dst made a server-side copy of n bytes of src from first.
+type partCopy struct {
+	dst, uploadID string
+	number        int
+	src           string
+	first, n      int64
+	// ifMatch, when set, pins the source to that version
+	// (x-cos-copy-source-If-Match).
+	ifMatch string
+	// wantCRC, when known, is checked against the CRC64 COS reports for
+	// the part: a mismatch is final.
+	wantCRC string
+}
+
+// copyPart makes the part c describes and returns its ETag.
+func (d *driver) copyPart(ctx context.Context, c partCopy) (string, error) {
 	var etag string
-	err := d.do(ctx, "UploadPartCopy", dst, func(ctx context.Context) (*cossdk.Response, error) {
-		res, resp, err := d.client.Object.CopyPart(ctx, dst, uploadID, number, d.copySource(src),
-			&cossdk.ObjectCopyPartOptions{XCosCopySourceRange: fmt.Sprintf("bytes=%d-%d", first, first+n-1), XCosCopySourceIfMatch: ifMatch})
+	err := d.do(ctx, "UploadPartCopy", c.dst, func(ctx context.Context) (*cossdk.Response, error) {
+		res, resp, err := d.client.Object.CopyPart(ctx, c.dst, c.uploadID, c.number, d.copySource(c.src),
+			&cossdk.ObjectCopyPartOptions{XCosCopySourceRange: fmt.Sprintf("bytes=%d-%d", c.first, c.first+c.n-1), XCosCopySourceIfMatch: c.ifMatch})
 		if err != nil {
 			return resp, err
 		}
-		if got := resp.Header.Get("x-cos-hash-crc64ecma"); got != "" && wantCRC != "" && got != wantCRC {
-			return resp, &localError{fmt.Errorf("cos: part %d of %s, copied from %s: COS computed CRC64 %s, want %s", number, dst, src, got, wantCRC)}
+		if got := resp.Header.Get("x-cos-hash-crc64ecma"); got != "" && c.wantCRC != "" && got != c.wantCRC {
+			return resp, &localError{fmt.Errorf("cos: part %d of %s, copied from %s: COS computed CRC64 %s, want %s", c.number, c.dst, c.src, got, c.wantCRC)}
 		}
 		etag = res.ETag
 		return resp, nil

@@ -215,7 +215,7 @@ func partsCRC(parts []uploadedPart) uint64 {
 // next record is written (a resume from that record may still need it).
 func (w *writer) finishAssembly(ctx context.Context) error {
 	a := w.asm
-	if err := w.settle(); err != nil {
+	if err := w.awaitParts(); err != nil {
 		return err
 	}
 	if err := w.resumeAssembly(); err != nil {
@@ -232,7 +232,7 @@ func (w *writer) finishAssembly(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	copied, err := w.d.copyPart(ctx, w.key, w.uploadID, a.part, key, 0, a.size, etag, crc)
+	copied, err := w.d.copyPart(ctx, partCopy{dst: w.key, uploadID: w.uploadID, number: a.part, src: key, n: a.size, ifMatch: etag, wantCRC: crc})
 	if err != nil {
 		return err
 	}
@@ -301,7 +301,7 @@ func (w *writer) resumeAssembly() error {
 	if err != nil {
 		return err
 	}
-	etag, err := w.d.copyPart(w.ctx, key, uploadID, 1, key, 0, a.size, head.etag, formatCRC(crc))
+	etag, err := w.d.copyPart(w.ctx, partCopy{dst: key, uploadID: uploadID, number: 1, src: key, n: a.size, ifMatch: head.etag, wantCRC: formatCRC(crc)})
 	if err != nil {
 		_ = w.d.abort(context.WithoutCancel(w.ctx), key, uploadID)
 		return err

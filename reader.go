@@ -2,7 +2,6 @@ package cos
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"hash"
 	"hash/crc64"
@@ -33,7 +32,7 @@ const readAhead = 4
 // read from offset 0 is checked against the object's CRC64 at the end.
 func (d *driver) Reader(ctx context.Context, path string, offset int64) (io.ReadCloser, error) {
 	key := d.key(path)
-	body, head, err := d.getRange(ctx, key, offset, offset+d.params.ChunkSize, "")
+	body, head, err := d.openRange(ctx, key, offset, offset+d.params.ChunkSize, "")
 	if err != nil {
 		if isNotFound(err) {
 			return nil, storagedriver.PathNotFoundError{Path: path}
@@ -75,63 +74,21 @@ type eofReader struct{}
 
 func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
 
-// getRange opens a GET of bytes [start, end) of key; ifMatch, when set,
+// openRange opens a GET of bytes [start, end) of key; ifMatch, when set,
 // pins the object version. COS ends a range at the object's end, so the
 // body carries bytes [start, min(end, head.size)); head.size is the
 // object's size.
-func (d *driver) getRange(ctx context.Context, key string, start, end int64, ifMatch string) (io.ReadCloser, objectHead, error) {
+func (d *driver) openRange(ctx context.Context, key string, start, end int64, ifMatch string) (io.ReadCloser, objectHead, error) {
 	var body io.ReadCloser
 	var head objectHead
 	err := d.do(ctx, "GetObject", key, func(ctx context.Context) (*cossdk.Response, error) {
-		opt := &cossdk.ObjectGetOptions{Range: fmt.Sprintf("bytes=%d-%d", start, end-1)}
-		if isBlobData(d.pathOf(key)) {
-			// trafficlimit caps a blob download as it caps a redirected
-			// client's; the registry's small reads (links, manifests' links)
-			// are not downloads.
-			opt.XCosTrafficLimit = int(d.params.TrafficLimit * 8)
+		resp, h, _, err := d.getRange(ctx, key, byteRange{start: start, end: end}, ifMatch)
+		if err == nil {
+			body, head = resp.Body, h
 		}
-		if ifMatch != "" {
-			opt.XOptionHeader = &http.Header{"If-Match": []string{ifMatch}}
-		}
-		resp, err := d.client.Object.Get(ctx, key, opt)
-		if err != nil {
-			return resp, err
-		}
-		head = headOf(resp.Header, resp.ContentLength)
-		head.size, err = checkRange(resp.Response, start, end)
-		if err != nil {
-			resp.Body.Close()
-			return resp, &localError{fmt.Errorf("cos: reading %s from offset %d: %w", key, start, err)}
-		}
-		body = resp.Body
-		return resp, nil
+		return resp, err
 	})
 	return body, head, err
-}
-
-// checkRange checks that an answer to a GET of bytes [start, end) is that
-// range, ended at the object's end, and returns the object's size: a
-// known length (without it a dropped connection would pass for the end
-// of the range) and a 206 whose Content-Range names the range. A 200 is
-// the whole object, accepted only when that is what was asked. Anything
-// else would hand out wrong bytes.
-func checkRange(resp *http.Response, start, end int64) (size int64, err error) {
-	if resp.ContentLength < 0 {
-		return 0, errors.New("COS sent no Content-Length")
-	}
-	if resp.StatusCode == http.StatusOK && start == 0 && resp.ContentLength <= end {
-		return resp.ContentLength, nil
-	}
-	if resp.StatusCode != http.StatusPartialContent {
-		return 0, fmt.Errorf("COS answered %d to a ranged read, want 206", resp.StatusCode)
-	}
-	var first, last int64
-	cr := resp.Header.Get("Content-Range")
-	if _, err := fmt.Sscanf(cr, "bytes %d-%d/%d", &first, &last, &size); err != nil ||
-		first != start || last != min(end, size)-1 || last-first+1 != resp.ContentLength {
-		return 0, fmt.Errorf("COS answered Content-Range %q with %d bytes, want bytes %d-%d", cr, resp.ContentLength, start, end-1)
-	}
-	return size, nil
 }
 
 // resumingReader delivers an object version in order: the range at pos
@@ -327,7 +284,7 @@ func (r *resumingReader) stream(p []byte) (int, error) {
 
 // open GETs bytes [start, end) of the version being read.
 func (r *resumingReader) open(start, end int64) (io.ReadCloser, error) {
-	body, head, err := r.d.getRange(r.ctx, r.key, start, end, r.etag)
+	body, head, err := r.d.openRange(r.ctx, r.key, start, end, r.etag)
 	if err != nil {
 		if statusOf(err) == http.StatusPreconditionFailed {
 			return nil, fmt.Errorf("cos: %s changed while it was being read", r.path)

@@ -358,3 +358,45 @@ func TestRangedReadIsChecked(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "56789", string(got))
 }
+
+// TestCheckRange: one Content-Range check for both ranged GETs, a read's
+// [start, end) and a resume's suffix: the answer must be the range asked,
+// and a 200 only when the range asks for the whole object.
+func TestCheckRange(t *testing.T) {
+	answer := func(status int, length int64, cr string) *http.Response {
+		h := http.Header{}
+		if cr != "" {
+			h.Set("Content-Range", cr)
+		}
+		return &http.Response{StatusCode: status, ContentLength: length, Header: h}
+	}
+	for _, tc := range []struct {
+		name        string
+		r           byteRange
+		resp        *http.Response
+		first, size int64 // when ok
+		ok          bool
+	}{
+		{"range", byteRange{start: 2, end: 5}, answer(206, 3, "bytes 2-4/10"), 2, 10, true},
+		{"range past the end", byteRange{start: 8, end: 20}, answer(206, 2, "bytes 8-9/10"), 8, 10, true},
+		{"range, other bytes", byteRange{start: 2, end: 5}, answer(206, 3, "bytes 3-5/10"), 0, 0, false},
+		{"range, short body", byteRange{start: 2, end: 5}, answer(206, 2, "bytes 2-4/10"), 0, 0, false},
+		{"range from 0 as a 200", byteRange{start: 0, end: 20}, answer(200, 10, ""), 0, 10, true},
+		{"range ignored", byteRange{start: 0, end: 5}, answer(200, 10, ""), 0, 0, false},
+		{"suffix", byteRange{suffix: 4}, answer(206, 4, "bytes 6-9/10"), 6, 10, true},
+		{"long suffix", byteRange{suffix: 40}, answer(206, 10, "bytes 0-9/10"), 0, 10, true},
+		{"long suffix as a 200", byteRange{suffix: 40}, answer(200, 10, ""), 0, 10, true},
+		{"suffix ignored", byteRange{suffix: 4}, answer(200, 10, ""), 0, 0, false},
+		{"suffix, other bytes", byteRange{suffix: 4}, answer(206, 4, "bytes 5-8/10"), 0, 0, false},
+		{"no length", byteRange{suffix: 4}, answer(206, -1, "bytes 6-9/10"), 0, 0, false},
+		{"no Content-Range", byteRange{suffix: 4}, answer(206, 4, ""), 0, 0, false},
+	} {
+		first, size, err := checkRange(tc.resp, tc.r)
+		if !tc.ok {
+			require.Error(t, err, tc.name)
+			continue
+		}
+		require.NoError(t, err, tc.name)
+		require.Equal(t, []int64{tc.first, tc.size}, []int64{first, size}, tc.name)
+	}
+}

@@ -204,7 +204,7 @@ const resumeWindow = minPartSize + 64*kib
 // so a connection dropped mid-record is sent again rather than failing the
 // registry's PATCH. For committed content only the headers are read.
 func (d *driver) getUploadState(ctx context.Context, key string) (*storedRecord, objectHead, error) {
-	data, first, head, meta, err := d.getRecordRange(ctx, key, fmt.Sprintf("bytes=-%d", resumeWindow), "")
+	data, first, head, meta, err := d.getRecordRange(ctx, key, byteRange{suffix: resumeWindow}, "")
 	if codeOf(err) == "InvalidRange" {
 		// A suffix of an empty object selects nothing: committed and empty.
 		return nil, objectHead{uploadSize: -1}, nil
@@ -231,7 +231,7 @@ func (d *driver) getUploadState(ctx context.Context, key string) (*storedRecord,
 		need = head.size - headerLen
 	}
 	if need < first {
-		more, _, _, _, err := d.getRecordRange(ctx, key, fmt.Sprintf("bytes=%d-%d", need, first-1), head.etag)
+		more, _, _, _, err := d.getRecordRange(ctx, key, byteRange{start: need, end: first}, head.etag)
 		if err != nil {
 			return nil, head, err
 		}
@@ -257,21 +257,14 @@ func (d *driver) getUploadState(ctx context.Context, key string) (*storedRecord,
 // getRecordRange reads a range of the record at key (with ifMatch, of that
 // version only). first is the offset of the data in the object, head.size
 // the object's size, and header the answer's headers.
-func (d *driver) getRecordRange(ctx context.Context, key, byteRange, ifMatch string) (data []byte, first int64, head objectHead, header http.Header, err error) {
+func (d *driver) getRecordRange(ctx context.Context, key string, r byteRange, ifMatch string) (data []byte, first int64, head objectHead, header http.Header, err error) {
 	err = d.do(ctx, "GetObject", key, func(ctx context.Context) (*cossdk.Response, error) {
-		opt := &cossdk.ObjectGetOptions{Range: byteRange}
-		if ifMatch != "" {
-			opt.XOptionHeader = &http.Header{"If-Match": []string{ifMatch}}
-		}
-		resp, err := d.client.Object.Get(ctx, key, opt)
+		resp, h, f, err := d.getRange(ctx, key, r, ifMatch)
 		if err != nil {
 			return resp, err
 		}
 		defer resp.Body.Close()
-		head, header = headOf(resp.Header, resp.ContentLength), resp.Header
-		if first, head.size, err = contentRange(resp.Response); err != nil {
-			return resp, &localError{fmt.Errorf("cos: reading the upload state at %s: %w", key, err)}
-		}
+		head, first, header = h, f, resp.Header
 		if head.uploadSize < 0 && ifMatch == "" {
 			return resp, nil // committed content: its headers are enough
 		}
@@ -283,25 +276,6 @@ func (d *driver) getRecordRange(ctx context.Context, key, byteRange, ifMatch str
 		return resp, err
 	})
 	return data, first, head, header, err
-}
-
-// contentRange reads where the body of a ranged GET lies in the object and
-// the object's size: a 206's Content-Range, or all of it for a 200 (a
-// suffix longer than the object may be answered either way).
-func contentRange(resp *http.Response) (first, size int64, err error) {
-	if resp.ContentLength < 0 {
-		return 0, 0, errors.New("COS sent no Content-Length")
-	}
-	if resp.StatusCode != http.StatusPartialContent {
-		return 0, resp.ContentLength, nil
-	}
-	var last int64
-	cr := resp.Header.Get("Content-Range")
-	if _, err := fmt.Sscanf(cr, "bytes %d-%d/%d", &first, &last, &size); err != nil ||
-		first < 0 || last < first || last >= size || last-first+1 != resp.ContentLength {
-		return 0, 0, fmt.Errorf("COS answered Content-Range %q with %d bytes", cr, resp.ContentLength)
-	}
-	return first, size, nil
 }
 
 // recordedUpload reads whether the object at key is an upload-state record

@@ -395,7 +395,7 @@ func (w *writer) copyStored(ctx context.Context, n int64, crc uint64, last bool)
 	if err != nil {
 		return err
 	}
-	etag, err := w.d.copyPart(ctx, s.key, s.uploadID, s.number, w.key, w.stored.offset, n, w.record, formatCRC(crc))
+	etag, err := w.d.copyPart(ctx, partCopy{dst: s.key, uploadID: s.uploadID, number: s.number, src: w.key, first: w.stored.offset, n: n, ifMatch: w.record, wantCRC: formatCRC(crc)})
 	if err != nil {
 		return err
 	}
@@ -487,7 +487,7 @@ func (w *writer) extendRecord(ctx context.Context, data body, advance bool) erro
 }
 
 func (w *writer) completeRecord(ctx context.Context, uploadID string, data body, header []byte, want completion) (string, error) {
-	copied, err := w.d.copyPart(ctx, w.key, uploadID, 1, w.key, w.stored.offset, w.stored.size, w.record, formatCRC(w.stored.crc))
+	copied, err := w.d.copyPart(ctx, partCopy{dst: w.key, uploadID: uploadID, number: 1, src: w.key, first: w.stored.offset, n: w.stored.size, ifMatch: w.record, wantCRC: formatCRC(w.stored.crc)})
 	if err != nil {
 		return "", err
 	}
@@ -499,8 +499,9 @@ func (w *writer) completeRecord(ctx context.Context, uploadID string, data body,
 	return w.d.complete(ctx, w.key, uploadID, parts, want)
 }
 
-// settle waits for the background parts and reports their first failure.
-func (w *writer) settle() error {
+// awaitParts waits for the parts uploading in the background and reports
+// their first failure.
+func (w *writer) awaitParts() error {
 	w.uploads.Wait()
 	return w.failure()
 }
@@ -550,7 +551,7 @@ func (w *writer) Close() error {
 }
 
 func (w *writer) close() error {
-	if err := w.settle(); err != nil {
+	if err := w.awaitParts(); err != nil {
 		return err
 	}
 	if !w.dirty {
@@ -594,7 +595,7 @@ func (w *writer) Commit(ctx context.Context) error {
 }
 
 func (w *writer) commit(ctx context.Context) error {
-	if err := w.settle(); err != nil {
+	if err := w.awaitParts(); err != nil {
 		return err
 	}
 	if w.holdsContent {

@@ -84,7 +84,7 @@ func TestCRCMismatchIsReported(t *testing.T) {
 	// Pretend COS acknowledged a part with another CRC64 than the one it
 	// computes for the object: Complete must not be taken as done.
 	iw := w.(*writer)
-	require.NoError(t, iw.settle())
+	require.NoError(t, iw.awaitParts())
 	part := iw.parts[1]
 	part.CRC64 ^= 1
 	iw.parts[1] = part
