@@ -1,7 +1,6 @@
 package chartcheck
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -11,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +19,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/registry-cos/cos/costest"
+	"github.com/registry-cos/cos/internal/testenv"
 )
 
 // TestChartConfigsServe starts `registry-cos serve` on the configuration
@@ -150,7 +149,7 @@ func serveOnEmulator(t *testing.T, binary, config string, env []string) (string,
 		"REGISTRY_STORAGE_COS_SECRETID="+costest.DefaultSecretID, "REGISTRY_STORAGE_COS_SECRETKEY="+costest.DefaultSecretKey,
 		// The tunnel's certificate is httptest's.
 		"REGISTRY_STORAGE_COS_SKIPVERIFY=true")
-	var out syncBuffer
+	var out testenv.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -210,22 +209,4 @@ func newTunnel(t *testing.T, addr string) string {
 	}))
 	t.Cleanup(proxy.Close)
 	return proxy.URL
-}
-
-// syncBuffer is a bytes.Buffer safe for a process's two writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
