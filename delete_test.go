@@ -390,6 +390,9 @@ func TestDeleteRemovesALeftMarker(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{"/_uploads/u1"}, children)
 	require.NoError(t, d.Delete(ctx, "/_uploads/u1"))
+	// An upload directory's confirming part, which removes the marker, runs
+	// in the background.
+	require.NoError(t, d.Wait(ctx))
 	_, err = d.Client().Object.Head(ctx, marker, nil)
 	require.Error(t, err, "the marker is gone")
 }
