@@ -363,8 +363,12 @@ func TestRenewalUnderSlowSTS(t *testing.T) {
 		require.NoError(t, <-errs)
 	}
 	stats := srv.Stats()
-	require.Equal(t, int64(2), stats.Count(costest.OpAssumeRoleWithWebIdentity), "the first fetch and one renewal")
 	require.Equal(t, int64(1), stats.Status[costest.OpAssumeRoleWithWebIdentity+" 200"], "the requests completed before the renewal was answered")
+	// The renewal runs beside the requests: on a loaded machine it may
+	// reach STS only after they are done. Wait for it to arrive.
+	require.Eventually(t, func() bool { return srv.Stats().Count(costest.OpAssumeRoleWithWebIdentity) >= 2 },
+		30*time.Second, 10*time.Millisecond, "the renewal reached STS")
+	require.Equal(t, int64(2), srv.Stats().Count(costest.OpAssumeRoleWithWebIdentity), "the first fetch and one renewal")
 }
 
 // TestRenewalUnderFailingSTS: STS fails every renewal. Requests sign with
