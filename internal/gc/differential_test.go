@@ -257,7 +257,7 @@ func pullAll(desc *remote.Descriptor) error {
 			if err != nil {
 				return err
 			}
-			if err := pullImage(img); err != nil {
+			if err := registrytest.ReadImage(img); err != nil {
 				return err
 			}
 		}
@@ -267,29 +267,7 @@ func pullAll(desc *remote.Descriptor) error {
 	if err != nil {
 		return err
 	}
-	return pullImage(img)
-}
-
-func pullImage(img v1.Image) error {
-	if _, err := img.RawConfigFile(); err != nil {
-		return err
-	}
-	layers, err := img.Layers()
-	if err != nil {
-		return err
-	}
-	for _, l := range layers {
-		rc, err := l.Compressed()
-		if err != nil {
-			return err
-		}
-		_, err = io.Copy(io.Discard, rc)
-		_ = rc.Close()
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return registrytest.ReadImage(img)
 }
 
 func startRegistry(t *testing.T, srv *costest.Server) *registrytest.Registry {

@@ -2,6 +2,7 @@ package registrytest
 
 import (
 	"fmt"
+	"io"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -62,4 +63,31 @@ func NewIndex(tb testing.TB, seed uint64, count int, layerSizes ...int) (v1.Imag
 		})
 	}
 	return idx, images
+}
+
+// ReadImage reads img's config and every layer to the end, as a container
+// runtime pulling it does (reading a remote image to the end checks each
+// blob's digest).
+func ReadImage(img v1.Image) error {
+	if _, err := img.RawConfigFile(); err != nil {
+		return err
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		return err
+	}
+	for _, l := range layers {
+		rc, err := l.Compressed()
+		if err != nil {
+			return err
+		}
+		_, err = io.Copy(io.Discard, rc)
+		if cerr := rc.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
